@@ -1,0 +1,73 @@
+"""Teach RecBole's own entry points the plugin's models (run once, at ``import recbole_diffusion``).
+
+RecBole chooses by model *name*: ``recbole.utils.get_model`` imports
+``recbole.model.<kind>.<name>``; Config reads ``recbole/properties/model/<Name>.yaml``; the
+trainer is ``recbole.trainer.<Name>Trainer`` or a default; the dataloader comes from a name table
+inside ``recbole.data.utils.get_dataloader``. So that ``recbole.quick_start.run_recbole(model=
+'TDiffRec')`` works, this module
+
+1. registers the plugin's model modules under ``recbole.model.<kind>.<name>`` for every *new*
+   name (a name RecBole already has, e.g. ``DiffRec``, keeps meaning RecBole's class there);
+2. makes Config load the plugin's yaml defaults for plugin model classes (and not RecBole's file
+   of the same name);
+3. gives plugin models the dataloader they need (auto-encoder style models, which read a user's
+   whole history, get RecBole's user dataloader);
+4. registers ``recbole.trainer.<Name>Trainer`` for new names, with torch>=2.6-safe checkpoints.
+"""
+
+import sys
+from importlib.resources import files
+
+import yaml
+
+import recbole.config.configurator
+import recbole.data
+import recbole.data.utils
+import recbole.trainer
+import recbole.utils
+from recbole.model.abstract_recommender import AutoEncoderMixin
+
+from recbole_diffusion.utils.utils import get_model, get_trainer, is_plugin_model, plugin_models, recbole_has_model
+
+PROPERTIES = files("recbole_diffusion.properties")  # the repository's top-level properties/
+_RECBOLE_LOAD_INTERNAL = recbole.config.configurator.Config._load_internal_config_dict
+_RECBOLE_GET_DATALOADER = recbole.data.utils.get_dataloader
+
+
+def plugin_yaml_files(model_class):
+    """The plugin's default files for a model: overall, then each plugin base class, then its own."""
+    found = [PROPERTIES / "overall.yaml"]
+    for cls in reversed(model_class.__mro__):
+        if is_plugin_model(cls):
+            found.append(PROPERTIES / "model" / f"{cls.__name__}.yaml")
+    return [path for path in found if path.is_file()]
+
+
+def _load_internal_config_dict(self, model, model_class, dataset):
+    if not is_plugin_model(model_class):
+        return _RECBOLE_LOAD_INTERNAL(self, model, model_class, dataset)
+    # A name RecBole has no yaml for: RecBole's defaults by model type, none of its model files.
+    _RECBOLE_LOAD_INTERNAL(self, f"recbole_diffusion:{model}", model_class, dataset)
+    for path in plugin_yaml_files(model_class):
+        with path.open(encoding="utf-8") as f:
+            self.internal_config_dict.update(yaml.load(f, Loader=self.yaml_loader) or {})
+
+
+def get_dataloader(config, phase):
+    """RecBole's dataloader choice, which also knows what plugin models need."""
+    model_class = config.model_class
+    if is_plugin_model(model_class) and issubclass(model_class, AutoEncoderMixin):
+        return recbole.data.utils._get_AE_dataloader(config, phase)
+    return _RECBOLE_GET_DATALOADER(config, phase)
+
+
+def install():
+    for name, (submodule, module_name) in plugin_models().items():
+        if recbole_has_model(name):
+            continue  # RecBole's own class keeps its name there
+        model_class = get_model(name)
+        sys.modules[f"recbole.model.{submodule}.{module_name}"] = sys.modules[model_class.__module__]
+        setattr(recbole.trainer, f"{name}Trainer", get_trainer(model_class.type, name, model_class))
+    recbole.config.configurator.Config._load_internal_config_dict = _load_internal_config_dict
+    recbole.data.utils.get_dataloader = get_dataloader
+    recbole.data.get_dataloader = get_dataloader

@@ -1,0 +1,65 @@
+"""Denoising networks shared by the plugin's diffusion models (kept apart from the diffusion
+core in :mod:`recbole_diffusion.model.diffusion`)."""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def timestep_embedding(t, dim, max_period=10000):
+    """Sinusoidal embedding of integer timesteps (Vaswani et al. 2017; Ho et al. 2020).
+
+    Returns [len(t), dim]: cos of the first half of the frequencies, then sin; zero-padded when
+    ``dim`` is odd.
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def _init_linear(layer):
+    """Xavier-normal weights and N(0, 0.001) biases, the initialisation of DiffRec's code."""
+    nn.init.xavier_normal_(layer.weight)
+    nn.init.normal_(layer.bias, std=0.001)
+
+
+class MLPDenoiser(nn.Module):
+    """DiffRec's denoiser f_theta(x_t, t): an MLP over [x_t, Linear(emb(t))] with tanh between layers.
+
+    ``dims`` lists the hidden sizes of the decoder half as in DiffRec's ``--dims``: with
+    ``dims=[200, 600]`` and ``n`` inputs the network is (n + emb) -> 600 -> 200 -> 600 -> n.
+    Input dropout (``dropout``) and optional L2 normalisation of x_t act as in the paper's code.
+    """
+
+    def __init__(self, n_features, dims, time_emb_size, dropout=0.5, norm=False):
+        super().__init__()
+        self.time_emb_size = time_emb_size
+        self.norm = norm
+        out_dims = list(dims) + [n_features]
+        in_dims = out_dims[::-1]
+        self.time_layer = nn.Linear(time_emb_size, time_emb_size)
+        in_sizes = [in_dims[0] + time_emb_size] + in_dims[1:]
+        self.in_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(in_sizes[:-1], in_sizes[1:]))
+        self.out_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(out_dims[:-1], out_dims[1:]))
+        self.dropout = nn.Dropout(dropout)
+        for layer in [self.time_layer, *self.in_layers, *self.out_layers]:
+            _init_linear(layer)
+
+    def forward(self, x_t, t):
+        time = self.time_layer(timestep_embedding(t, self.time_emb_size))
+        if self.norm:
+            x_t = F.normalize(x_t)
+        h = torch.cat([self.dropout(x_t), time], dim=-1)
+        for layer in self.in_layers:
+            h = torch.tanh(layer(h))
+        for i, layer in enumerate(self.out_layers):
+            h = layer(h)
+            if i < len(self.out_layers) - 1:
+                h = torch.tanh(h)
+        return h

@@ -1,0 +1,123 @@
+"""Quick-start API of the plugin, mirroring :mod:`recbole.quick_start` over the plugin's Config,
+model lookup and trainers."""
+
+import logging
+import sys
+from logging import getLogger
+
+import torch.distributed as dist
+from recbole.data import create_dataset, data_preparation
+from recbole.data.transform import construct_transform
+from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+
+from recbole_diffusion.config import Config
+from recbole_diffusion.utils import get_trainer, load_checkpoint
+
+
+def run(model, dataset, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
+    """Train and test one model; with ``nproc > 1`` (or a ``world_size``), in distributed processes."""
+    if nproc == 1 and world_size <= 0:
+        return run_recbole_diffusion(model, dataset, config_file_list, config_dict, saved)
+    import torch.multiprocessing as mp
+
+    queue = mp.get_context("spawn").SimpleQueue()
+    config_dict = dict(config_dict or {})
+    config_dict.update(
+        {"world_size": nproc if world_size == -1 else world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset}
+    )
+    mp.spawn(_run_in_process, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _run_in_process(rank, model, dataset, config_file_list, config_dict, saved, queue):
+    run_recbole_diffusion(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved, queue)
+
+
+def build(config):
+    """Dataset, split dataloaders, model and trainer for a config (seeded as RecBole does)."""
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = config.model_class(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"], config.model_class)(config, model)
+    return dataset, (train_data, valid_data, test_data), model, trainer
+
+
+def run_recbole_diffusion(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
+    """Train a model, reload its best-validation checkpoint, test it; log and return the results.
+
+    ``model`` is a plugin model (``DiffRec``, ``TDiffRec`` ...), any RecBole model, or
+    ``recbole.<Name>`` for RecBole's built-in class where the plugin has one of the same name.
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset, (train_data, valid_data, test_data), model, trainer = build(config)
+    logger.info(dataset)
+    logger.info(model)
+    flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=config["show_progress"])
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+
+    logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    result = {
+        "model": config.model_label,
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "saved_model_file": trainer.saved_model_file if saved else None,
+    }
+    if not config["single_spec"]:
+        dist.destroy_process_group()
+    if config["local_rank"] == 0 and queue is not None:
+        queue.put(result)
+    return result
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
+    """One quiet training run for hyper-parameter searches; ``callback_fn(epoch, valid_score)``
+    is called after every validation (a tuner reports it), the test set is evaluated once at the end."""
+    config = Config(config_dict=config_dict, config_file_list=config_file_list)
+    init_seed(config["seed"], config["reproducibility"])
+    logger = getLogger()
+    for handler in logger.handlers[:]:
+        logger.removeHandler(handler)
+    init_logger(config)
+    logging.basicConfig(level=logging.ERROR)
+    _, (train_data, valid_data, test_data), _, trainer = build(config)
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=saved, callback_fn=callback_fn)
+    test_result = trainer.evaluate(test_data, load_best_model=saved)
+    return {
+        "model": config.model_label,
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+    }
+
+
+def load_data_and_model(model_file):
+    """Config, model (with the checkpoint's weights and state), dataset and dataloaders of a checkpoint."""
+    checkpoint = load_checkpoint(model_file)
+    config = checkpoint["config"]
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = config.model_class(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,59 @@
+"""Trainers of the plugin."""
+
+from recbole.utils import set_color
+
+from recbole_diffusion.utils.checkpoint import load_checkpoint, save_checkpoint
+
+
+class SafeCheckpointMixin:
+    """RecBole's checkpointing, made to work on torch >= 2.6 (see :mod:`..utils.checkpoint`).
+
+    Mixed in front of any RecBole trainer: same checkpoint contents, saved with the default
+    pickle protocol and read with ``weights_only=True``.
+    """
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),  # a numpy scalar would need numpy allow-listed
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        save_checkpoint(state, saved_model_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def _load_model_state(self, checkpoint_file):
+        checkpoint = load_checkpoint(checkpoint_file, map_location=self.device)
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        return checkpoint
+
+    def resume_checkpoint(self, resume_file):
+        self.saved_model_file = str(resume_file)
+        checkpoint = self._load_model_state(self.saved_model_file)
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if eval_data and load_best_model:
+            checkpoint_file = model_file or self.saved_model_file
+            self._load_model_state(checkpoint_file)
+            self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+
+def with_safe_checkpoints(trainer_class):
+    """``trainer_class`` with :class:`SafeCheckpointMixin` in front (itself if it has it)."""
+    if issubclass(trainer_class, SafeCheckpointMixin):
+        return trainer_class
+    return type(trainer_class.__name__, (SafeCheckpointMixin, trainer_class), {"__module__": __name__})

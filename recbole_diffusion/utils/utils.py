@@ -1,0 +1,78 @@
+"""Model and trainer lookup: the plugin's classes first, then RecBole's (as RecBole-GNN does)."""
+
+import importlib
+import importlib.util
+import pkgutil
+from functools import lru_cache
+
+import recbole.utils
+
+MODEL_SUBMODULES = ["general_recommender", "context_aware_recommender", "sequential_recommender"]
+# RecBole's model packages, but exlib_recommender (importing it needs xgboost and lightgbm).
+RECBOLE_SUBMODULES = MODEL_SUBMODULES + ["knowledge_aware_recommender"]
+# `--model=recbole.DiffRec` names RecBole's built-in class where the plugin has one of that name.
+RECBOLE_PREFIX = "recbole."
+
+
+@lru_cache(maxsize=None)
+def plugin_models():
+    """{class name: (submodule, module name)} of every model class the plugin ships."""
+    found = {}
+    for submodule in MODEL_SUBMODULES:
+        package = importlib.import_module(f"recbole_diffusion.model.{submodule}")
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for name, value in vars(module).items():
+                if isinstance(value, type) and name.lower() == info.name and value.__module__ == module.__name__:
+                    found[name] = (submodule, info.name)
+    return found
+
+
+def is_plugin_model(model_class):
+    return model_class.__module__.startswith("recbole_diffusion.")
+
+
+def recbole_has_model(model_name):
+    """Whether RecBole itself ships a model module of this name (without importing optional libs)."""
+    return any(
+        importlib.util.find_spec(f"recbole.model.{submodule}.{model_name.lower()}") is not None
+        for submodule in RECBOLE_SUBMODULES
+    )
+
+
+def recbole_model(model_name):
+    """RecBole's own model class, with a clear error for an unknown name."""
+    try:
+        return recbole.utils.get_model(model_name)
+    except (ValueError, ImportError):
+        # An unknown name makes RecBole import its optional xgboost/lightgbm models: say what is meant.
+        raise ValueError(
+            f"model '{model_name}' is neither a recbole-diffusion model {sorted(plugin_models())} nor a RecBole model"
+        ) from None
+
+
+def get_model(model_name):
+    """Model class for ``model_name``: the plugin's, else RecBole's; ``recbole.<Name>`` forces RecBole's."""
+    if model_name.startswith(RECBOLE_PREFIX):
+        return recbole_model(model_name[len(RECBOLE_PREFIX):])
+    if model_name in plugin_models():
+        submodule, module_name = plugin_models()[model_name]
+        module = importlib.import_module(f"recbole_diffusion.model.{submodule}.{module_name}")
+        return getattr(module, model_name)
+    return recbole_model(model_name)
+
+
+def get_trainer(model_type, model_name, model_class=None):
+    """Trainer class: the plugin's ``<Name>Trainer`` for its models, else RecBole's choice.
+
+    Whatever the choice, checkpoints are written and read the way that works on torch >= 2.6.
+    """
+    from recbole_diffusion.trainer import with_safe_checkpoints
+
+    plugin_trainers = importlib.import_module("recbole_diffusion.trainer")
+    trainer = None
+    if model_class is not None and is_plugin_model(model_class):
+        trainer = getattr(plugin_trainers, model_name + "Trainer", None)
+    if trainer is None:
+        trainer = recbole.utils.get_trainer(model_type, model_name)
+    return with_safe_checkpoints(trainer)
