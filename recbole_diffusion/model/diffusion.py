@@ -17,7 +17,9 @@ import math
 import torch
 import torch.nn as nn
 
-NOISE_SCHEDULES = ("linear", "linear-var", "cosine", "binomial")
+from recbole_diffusion.utils.checks import require, require_choice
+
+NOISE_SCHEDULES = ("linear", "linear-var", "cosine", "binomial", "exp", "sqrt")
 MEAN_TYPES = ("x0", "eps")
 
 
@@ -28,6 +30,9 @@ def make_betas(schedule, steps, noise_scale=1.0, noise_min=1e-4, noise_max=0.02,
     - ``linear-var``: the *variance* 1 - alpha_bar_t is linear in that range (DiffRec's default).
     - ``cosine``: alpha_bar(t) = cos^2((t/T + s) / (1 + s) * pi/2), s = 0.008 (Nichol & Dhariwal 2021).
     - ``binomial``: beta_t = 1 / (T - t + 1) (Sohl-Dickstein et al. 2015, Sec. 2.4.1).
+    - ``exp``: the VP-SDE discretisation of DreamRec's code, beta(s) linear in [0.1, 10] over
+      s = (2i+1)/(2T): beta_i = 1 - exp(-0.1/T - (2i+1)/2 * 9.9/T^2) (noise bounds unused).
+    - ``sqrt``: alpha_bar(t) = 1 - sqrt(t + 1e-4) (Li et al. 2022, Diffusion-LM; DreamRec's code).
     """
     if schedule in ("linear", "linear-var"):
         levels = torch.linspace(noise_scale * noise_min, noise_scale * noise_max, steps, dtype=torch.float64)
@@ -43,7 +48,44 @@ def make_betas(schedule, steps, noise_scale=1.0, noise_min=1e-4, noise_max=0.02,
     if schedule == "binomial":
         t = torch.arange(steps, dtype=torch.float64)
         return 1.0 / (steps - t + 1)
+    if schedule == "exp":
+        beta_min, beta_max = 0.1, 10.0
+        x = torch.linspace(1, 2 * steps + 1, steps, dtype=torch.float64)
+        return 1.0 - torch.exp(-beta_min / steps - x * 0.5 * (beta_max - beta_min) / steps**2)
+    if schedule == "sqrt":
+        grid = torch.arange(steps + 1, dtype=torch.float64) / steps
+        alpha_bar = 1.0 - torch.sqrt(grid + 1e-4)
+        return (1.0 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
     raise ValueError(f"noise_schedule '{schedule}' is unknown; choose one of {list(NOISE_SCHEDULES)}")
+
+
+def check_noise_config(config):
+    """Validate the schedule keys every diffusion model reads (``noise_*``, ``steps``)."""
+    require_choice(config, "noise_schedule", NOISE_SCHEDULES)
+    require(isinstance(config["steps"], int) and config["steps"] >= 1, "steps", config["steps"], "must be an integer >= 1")
+    require(config["noise_scale"] > 0, "noise_scale", config["noise_scale"], "must be > 0")
+    require(config["noise_min"] > 0, "noise_min", config["noise_min"], "must be > 0")
+    require(
+        config["noise_min"] <= config["noise_max"],
+        "noise_min",
+        config["noise_min"],
+        f"must not exceed noise_max = {config['noise_max']!r}",
+    )
+    require(config["noise_scale"] * config["noise_max"] < 1, "noise_max", config["noise_max"], "noise_scale * noise_max must be < 1")
+
+
+def betas_from_config(config):
+    return make_betas(config["noise_schedule"], config["steps"], config["noise_scale"], config["noise_min"], config["noise_max"])
+
+
+def classifier_free_guidance(conditional, unconditional, weight):
+    """(1 + w) f(x_t, c, t) - w f(x_t, null, t) (Ho & Salimans 2022; DreamRec Eq. (8))."""
+    return (1.0 + weight) * conditional - weight * unconditional
+
+
+def strided_timesteps(steps, count):
+    """``count`` timesteps, evenly spread over [0, steps - 1], descending, ending at 0."""
+    return torch.linspace(steps - 1, 0, count, dtype=torch.float64).round().long().unique_consecutive()
 
 
 def _gather(values, t, ndim):
@@ -174,7 +216,7 @@ class GaussianDiffusion(nn.Module):
         """The per-sample diffusion loss of a batch, importance-weighted (divided by p_t * T).
 
         ``denoise(x_t, t)`` is the network. Returns a tensor of shape [batch]; its mean is the
-        objective. Also records the losses for importance sampling.
+        objective. With ``importance``, also records the losses for importance sampling.
         """
         t, pt = self.sample_timesteps(x_start.shape[0], importance=importance)
         noise = torch.randn_like(x_start)
@@ -190,7 +232,8 @@ class GaussianDiffusion(nn.Module):
                 loss = torch.where(t == 0, recon, loss)
         else:
             loss = mse
-        self.update_loss_history(t, loss)
+        if importance:
+            self.update_loss_history(t, loss)
         return loss / pt
 
     # ----- reverse process -----------------------------------------------------------------
@@ -213,3 +256,32 @@ class GaussianDiffusion(nn.Module):
                 mean = mean + torch.exp(0.5 * log_variance) * torch.randn_like(x_t)
             x_t = mean
         return x_t
+
+    def ddim_sample_loop(self, denoise, x_t, timesteps, eta=0.0):
+        """DDIM sampling (Song et al. 2021, Eq. (12)) over the descending ``timesteps``.
+
+        Each step predicts x_0, then moves to the previous listed step:
+        x_prev = sqrt(abar_prev) x̂_0 + sqrt(1 - abar_prev - sigma^2) epŝ + sigma z, with
+        sigma = eta * sqrt((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).
+        ``eta = 0`` is deterministic; with ``eta = 1`` and every step listed, the mean and variance
+        are DDPM's posterior ones. Costs ``len(timesteps)`` denoiser calls instead of T.
+        """
+        timesteps = timesteps.tolist()
+        for i, step in enumerate(timesteps):
+            t = torch.full((x_t.shape[0],), step, device=x_t.device, dtype=torch.long)
+            prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+            x_start = self.predict_start(denoise(x_t, t), x_t, t)
+            x_t = self.ddim_step(x_t, step, prev, x_start, eta)
+        return x_t
+
+    def ddim_step(self, x_t, step, prev, x_start, eta=0.0, noise=None):
+        """One DDIM move from timestep ``step`` to ``prev`` (-1: to x_0) given the predicted x_0."""
+        abar = self.alphas_cumprod[step]
+        abar_prev = self.alphas_cumprod[prev] if prev >= 0 else abar.new_tensor(1.0)
+        eps = (x_t - abar.sqrt().float() * x_start) / (1.0 - abar).sqrt().float()
+        sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
+        mean = abar_prev.sqrt().float() * x_start + (1 - abar_prev - sigma**2).clamp(min=0).sqrt().float() * eps
+        if eta > 0 and prev >= 0:
+            noise = torch.randn_like(x_t) if noise is None else noise
+            mean = mean + sigma.float() * noise
+        return mean

@@ -63,3 +63,30 @@ class MLPDenoiser(nn.Module):
             if i < len(self.out_layers) - 1:
                 h = torch.tanh(h)
         return h
+
+
+class GuidedMLPDenoiser(nn.Module):
+    """DreamRec's denoiser f_theta(x_t, c, t) over [x_t, c, step_mlp(t)] (all of size d).
+
+    ``mlp1``: one Linear(3d -> d); ``mlp2``: Linear(3d -> 2d), GELU, Linear(2d -> d). The step
+    embedding is sinusoidal -> Linear(d -> 2d) -> GELU -> Linear(2d -> d), as in DreamRec's code.
+    """
+
+    KINDS = ("mlp1", "mlp2")
+
+    def __init__(self, hidden_size, kind="mlp1"):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.step_mlp = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size * 2), nn.GELU(), nn.Linear(hidden_size * 2, hidden_size)
+        )
+        if kind == "mlp1":
+            self.net = nn.Linear(hidden_size * 3, hidden_size)
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(hidden_size * 3, hidden_size * 2), nn.GELU(), nn.Linear(hidden_size * 2, hidden_size)
+            )
+
+    def forward(self, x_t, condition, t):
+        step = self.step_mlp(timestep_embedding(t, self.hidden_size))
+        return self.net(torch.cat([x_t, condition, step], dim=-1))

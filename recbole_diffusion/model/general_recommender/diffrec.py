@@ -28,7 +28,7 @@ import torch
 from recbole.model.abstract_recommender import AutoEncoderMixin, GeneralRecommender
 from recbole.utils import InputType
 
-from recbole_diffusion.model.diffusion import MEAN_TYPES, NOISE_SCHEDULES, GaussianDiffusion, make_betas
+from recbole_diffusion.model.diffusion import MEAN_TYPES, GaussianDiffusion, betas_from_config, check_noise_config
 from recbole_diffusion.model.layers import MLPDenoiser
 from recbole_diffusion.utils.checks import require, require_choice
 
@@ -38,18 +38,8 @@ FIRST_BETA = 1e-5
 
 def check_diffusion_config(config):
     """Validate the diffusion keys shared by every DiffRec variant."""
-    require_choice(config, "noise_schedule", NOISE_SCHEDULES)
+    check_noise_config(config)
     require_choice(config, "mean_type", MEAN_TYPES)
-    require(isinstance(config["steps"], int) and config["steps"] >= 1, "steps", config["steps"], "must be an integer >= 1")
-    require(config["noise_scale"] > 0, "noise_scale", config["noise_scale"], "must be > 0")
-    require(config["noise_min"] > 0, "noise_min", config["noise_min"], "must be > 0")
-    require(
-        config["noise_min"] <= config["noise_max"],
-        "noise_min",
-        config["noise_min"],
-        f"must not exceed noise_max = {config['noise_max']!r}",
-    )
-    require(config["noise_scale"] * config["noise_max"] < 1, "noise_max", config["noise_max"], "noise_scale * noise_max must be < 1")
     sampling_steps = config["sampling_steps"]
     require(
         isinstance(sampling_steps, int) and 0 <= sampling_steps <= config["steps"],
@@ -62,7 +52,7 @@ def check_diffusion_config(config):
 
 def build_diffusion(config):
     """The Gaussian diffusion process a DiffRec config describes."""
-    betas = make_betas(config["noise_schedule"], config["steps"], config["noise_scale"], config["noise_min"], config["noise_max"])
+    betas = betas_from_config(config)
     if config["beta_fixed"]:
         betas[0] = FIRST_BETA
     return GaussianDiffusion(betas, config["mean_type"], config["history_num_per_term"])

@@ -1,0 +1,171 @@
+r"""DreamRec
+################################################
+
+Reference:
+    Zhengyi Yang, Jiancan Wu, Zhicai Wang, Xiang Wang, Yancheng Yuan, Xiangnan He.
+    "Generate What You Prefer: Reshaping Sequential Recommendation via Guided Diffusion."
+    NeurIPS 2023.  Code: https://github.com/YangZhengyi98/DreamRec
+
+What is implemented:
+    - guidance c: item embeddings + learned positions over the last ``MAX_ITEM_LIST_LENGTH`` items,
+      one Transformer block (causal self-attention and a position-wise feed-forward, with the
+      layer norms of the authors' code); c is the output at the last real position (Sec. 4.1);
+    - forward process over the target item's embedding e_n, Eq. (4); the denoiser predicts x_0
+      from (x_t, c, t) (``denoiser_type`` mlp1 / mlp2), loss ||e_n - x̂_0||^2, Eq. (7); no negatives;
+    - classifier-free guidance: c is replaced by a learned null embedding with probability
+      ``uncond_prob`` (p_u) in training; sampling uses x̂_0 = (1 + w) f(x_t, c, t) - w f(x_t, ∅, t),
+      w = ``guidance_weight``, Eq. (8);
+    - generation from x_T ~ N(0, I) by the DDPM posterior step (``sampler: ddpm``, T denoiser calls)
+      or, beyond the paper, by deterministic DDIM over ``sampling_steps`` strided steps
+      (``sampler: ddim``, Song et al. 2021); the oracle embedding scores every item by inner
+      product (``full_sort_predict``), Sec. 4.2.
+
+Deviations, on purpose:
+    - evaluation in eval mode (the authors' code samples with dropout on) and, through RecBole, over
+      every row, with the padding id never recommended;
+    - a row with an empty history (RecBole's ``item_length = 0``) reads position 0, whose keys are
+      all masked, as the authors' data does with ``len_seq = 1`` over padding;
+    - attention scores are scaled by sqrt(d) over all heads, as in the authors' code; the step
+      embedding uses cos-then-sin halves (a permutation of the authors' sin-then-cos, absorbed by the
+      following linear layer); the ``cosine`` schedule is the shared one (no renormalisation).
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+
+from recbole_diffusion.model.diffusion import (
+    GaussianDiffusion,
+    betas_from_config,
+    check_noise_config,
+    classifier_free_guidance,
+    strided_timesteps,
+)
+from recbole_diffusion.model.layers import GuidedMLPDenoiser
+from recbole_diffusion.utils.checks import require, require_choice
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+class HistoryEncoder(nn.Module):
+    """One Transformer block over the padded history, as in DreamRec's code (Tenc.cacu_h)."""
+
+    def __init__(self, hidden_size, max_length, n_heads, dropout):
+        super().__init__()
+        if hidden_size % n_heads:
+            raise ValueError(f"config key 'n_heads' = {n_heads}: must divide embedding_size = {hidden_size}")
+        self.n_heads = n_heads
+        self.position_embedding = nn.Embedding(max_length, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.ln_query, self.ln_ff, self.ln_out, self.ln_residual = (nn.LayerNorm(hidden_size) for _ in range(4))
+        self.query, self.key, self.value = (nn.Linear(hidden_size, hidden_size) for _ in range(3))
+        self.attention_dropout = nn.Dropout(dropout)
+        self.ff = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, hidden_size))
+        self.ff_dropout = nn.Dropout(dropout)
+
+    def forward(self, item_emb, mask, lengths):
+        """item_emb [B, L, d] of the padded history, mask [B, L] (True on real items), lengths [B]."""
+        batch, length, dim = item_emb.shape
+        positions = torch.arange(length, device=item_emb.device)
+        keep = mask.unsqueeze(-1).float()
+        seq = self.dropout(item_emb + self.position_embedding(positions)) * keep
+        queries = self.ln_query(seq)
+        heads = lambda x: x.view(batch, length, self.n_heads, dim // self.n_heads).transpose(1, 2)
+        q, k, v = heads(self.query(queries)), heads(self.key(seq)), heads(self.value(seq))
+        scores = q @ k.transpose(-1, -2) / dim**0.5
+        causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
+        allowed = causal & mask[:, None, None, :]
+        # -2^32 rather than -inf: a row with no allowed key attends uniformly, as in the authors' code
+        weights = torch.softmax(scores.masked_fill(~allowed, -(2.0**32)), dim=-1)
+        weights = self.attention_dropout(weights * mask[:, None, :, None])
+        attended = (weights @ v).transpose(1, 2).reshape(batch, length, dim) + queries
+        ff_in = self.ln_ff(attended)
+        out = self.ln_residual(self.ff_dropout(self.ff(ff_in)) + ff_in) * keep
+        out = self.ln_out(out)
+        last = (lengths - 1).clamp(min=0)
+        return out[torch.arange(batch, device=out.device), last]
+
+
+class DreamRec(SequentialRecommender):
+    r"""Guided diffusion that generates the next item's embedding from the history."""
+
+    input_type = InputType.POINTWISE  # (history, next item) rows, no negatives
+
+    @staticmethod
+    def check_config(config):
+        check_noise_config(config)
+        require_choice(config, "sampler", SAMPLERS)
+        require_choice(config, "denoiser_type", GuidedMLPDenoiser.KINDS)
+        require(config["guidance_weight"] >= 0, "guidance_weight", config["guidance_weight"], "must be >= 0")
+        require(0 <= config["uncond_prob"] < 1, "uncond_prob", config["uncond_prob"], "must be in [0, 1)")
+        sampling_steps = config["sampling_steps"]
+        require(
+            isinstance(sampling_steps, int) and 1 <= sampling_steps <= config["steps"],
+            "sampling_steps",
+            sampling_steps,
+            f"must be an integer in [1, steps = {config['steps']}]",
+        )
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.check_config(config)
+        hidden = config["embedding_size"]
+        self.guidance_weight = config["guidance_weight"]
+        self.uncond_prob = config["uncond_prob"]
+        self.sampler = config["sampler"]
+        self.sampling_steps = config["sampling_steps"]
+        self.item_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
+        self.null_condition = nn.Parameter(torch.randn(1, hidden))
+        nn.init.normal_(self.item_embedding.weight, 0, 1)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+        self.encoder = HistoryEncoder(hidden, self.max_seq_length, config["n_heads"], config["dropout_prob"])
+        self.denoiser = GuidedMLPDenoiser(hidden, config["denoiser_type"])
+        self.diffusion = GaussianDiffusion(betas_from_config(config), mean_type="x0")
+
+    def guidance(self, interaction):
+        """c: the encoded history of each row, [B, d]."""
+        item_seq = interaction[self.ITEM_SEQ]
+        return self.encoder(self.item_embedding(item_seq), item_seq != 0, interaction[self.ITEM_SEQ_LEN])
+
+    def calculate_loss(self, interaction):
+        condition = self.guidance(interaction)
+        drop = torch.rand(condition.shape[0], 1, device=condition.device) < self.uncond_prob
+        condition = torch.where(drop, self.null_condition.expand_as(condition), condition)
+        target = self.item_embedding(interaction[self.POS_ITEM_ID])
+        loss = self.diffusion.training_loss(
+            lambda x_t, t: self.denoiser(x_t, condition, t), target, reweight=False, importance=False
+        )
+        return loss.mean()
+
+    def guided_denoiser(self, condition):
+        """x̂_0 with classifier-free guidance; conditional and null passes share one batched call."""
+        null = self.null_condition.expand_as(condition)
+
+        def denoise(x_t, t):
+            both = self.denoiser(torch.cat([x_t, x_t]), torch.cat([condition, null]), torch.cat([t, t]))
+            conditional, unconditional = both.chunk(2)
+            return classifier_free_guidance(conditional, unconditional, self.guidance_weight)
+
+        return denoise
+
+    @torch.no_grad()
+    def generate(self, interaction):
+        """The oracle next-item embeddings, [B, d], from x_T ~ N(0, I)."""
+        condition = self.guidance(interaction)
+        denoise = self.guided_denoiser(condition)
+        noise = torch.randn_like(condition)
+        if self.sampler == "ddpm":
+            return self.diffusion.p_sample_loop(denoise, noise, sampling_noise=True)
+        timesteps = strided_timesteps(self.diffusion.steps, self.sampling_steps)
+        return self.diffusion.ddim_sample_loop(denoise, noise, timesteps)
+
+    def full_sort_predict(self, interaction):
+        return self.generate(interaction) @ self.item_embedding.weight.t()
+
+    def predict(self, interaction):
+        oracle = self.generate(interaction)
+        return (oracle * self.item_embedding(interaction[self.ITEM_ID])).sum(-1)
