@@ -12,17 +12,22 @@ inside ``recbole.data.utils.get_dataloader``. So that ``recbole.quick_start.run_
    of the same name);
 3. gives plugin models the dataloader they need (auto-encoder style models, which read a user's
    whole history, get RecBole's user dataloader);
-4. registers ``recbole.trainer.<Name>Trainer`` for new names, with torch>=2.6-safe checkpoints.
+4. registers ``recbole.trainer.<Name>Trainer`` for new names, with torch>=2.6-safe checkpoints;
+5. switches autograd anomaly detection back off: RecBole's SINE module turns it on for the whole
+   process when ``recbole.model.sequential_recommender`` is imported (by any model lookup), which
+   makes every backward pass several times slower, RecBole's own models' included.
 """
 
 import sys
 from importlib.resources import files
 
+import torch
 import yaml
 
 import recbole.config.configurator
 import recbole.data
 import recbole.data.utils
+import recbole.model.sequential_recommender  # noqa: F401  (imports SINE, see 5. above)
 import recbole.trainer
 import recbole.utils
 from recbole.model.abstract_recommender import AutoEncoderMixin
@@ -71,3 +76,4 @@ def install():
     recbole.config.configurator.Config._load_internal_config_dict = _load_internal_config_dict
     recbole.data.utils.get_dataloader = get_dataloader
     recbole.data.get_dataloader = get_dataloader
+    torch.autograd.set_detect_anomaly(False)
