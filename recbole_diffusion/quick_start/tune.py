@@ -1,0 +1,179 @@
+"""Hyper-parameter search with Ray Tune over ordinary plugin runs.
+
+A search space is a yaml file (ready ones per model under ``properties/tune/``)::
+
+    num_samples: 8                  # trials (grid values multiply it, as in Ray)
+    resources_per_trial: {cpu: 1, gpu: 0}   # gpu may be a fraction
+    scheduler: {grace_period: 2, reduction_factor: 2}   # ASHA, on the validation metric
+    config: {epochs: 20}            # fixed overrides for every trial
+    space:                          # config keys and their distributions
+      noise_schedule: {choice: [linear, linear-var, cosine]}
+      steps: {grid: [5, 20, 40]}
+      learning_rate: {loguniform: [0.0001, 0.01]}
+      dropout: {uniform: [0.0, 0.5]}
+      embedding_size: {randint: [8, 65]}
+
+Each trial is :func:`~recbole_diffusion.quick_start.objective_function`, evaluating on the
+validation set every epoch and reporting RecBole's ``valid_metric`` to Tune each time, so that
+ASHA stops weak trials early. The test set is evaluated once, at the end of a trial that was not
+stopped, and never used to select. A crashing (or NaN) trial is recorded as errored and the search
+goes on; ``resume=True`` continues an interrupted search from its directory.
+"""
+
+import math
+import os
+
+import yaml
+
+from recbole_diffusion.utils.checks import ConfigError
+
+DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
+SPACE_SECTIONS = ("num_samples", "resources_per_trial", "scheduler", "config", "space")
+# The metric every trial reports; its direction follows the model's valid_metric_bigger.
+REPORTED_METRIC = "valid_score"
+
+
+def load_search_space(path):
+    """Read and check a search-space file (structure and ranges; keys are checked against a model later)."""
+    with open(path, encoding="utf-8") as f:
+        spec = yaml.safe_load(f) or {}
+    unknown = set(spec) - set(SPACE_SECTIONS)
+    if unknown:
+        raise ConfigError(f"search space '{path}': unknown section(s) {sorted(unknown)}; allowed: {list(SPACE_SECTIONS)}")
+    space = spec.get("space") or {}
+    if not space:
+        raise ConfigError(f"search space '{path}': 'space' is empty; name at least one config key to search")
+    for key, distribution in space.items():
+        _check_distribution(path, key, distribution)
+    return spec
+
+
+def _check_distribution(path, key, distribution):
+    where = f"search space '{path}', parameter '{key}'"
+    if not isinstance(distribution, dict) or len(distribution) != 1 or next(iter(distribution)) not in DISTRIBUTIONS:
+        raise ConfigError(f"{where} = {distribution!r}: give one of {list(DISTRIBUTIONS)}, e.g. {{choice: [a, b]}}")
+    kind, values = next(iter(distribution.items()))
+    if kind in ("choice", "grid"):
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: {kind} {values!r} is empty; list at least one value")
+        return
+    if not isinstance(values, list) or len(values) != 2:
+        raise ConfigError(f"{where}: {kind} needs [low, high], got {values!r}")
+    low, high = values
+    if not low < high:
+        raise ConfigError(f"{where}: {kind} range [{low}, {high}] is empty (low must be < high)")
+    if kind == "loguniform" and low <= 0:
+        raise ConfigError(f"{where}: loguniform needs low > 0, got {low}")
+
+
+def check_space_keys(spec, path, model, dataset, config_file_list, config_dict):
+    """Every searched key must be a config key of the model: a typo fails before any trial."""
+    from recbole_diffusion.config import Config
+
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    for key in spec["space"]:
+        if key not in config.final_config_dict:
+            raise ConfigError(f"search space '{path}': parameter '{key}' is not a config key of {model} on {dataset}")
+    return config
+
+
+def to_ray_space(space):
+    from ray import tune
+
+    makers = {
+        "choice": tune.choice,
+        "grid": tune.grid_search,
+        "uniform": lambda bounds: tune.uniform(*bounds),
+        "loguniform": lambda bounds: tune.loguniform(*bounds),
+        "randint": lambda bounds: tune.randint(*bounds),
+    }
+    return {key: makers[kind](values) for key, distribution in space.items() for kind, values in distribution.items()}
+
+
+def _trial(params, base_config, config_file_list):
+    """One Tune trial: an ordinary run that reports the validation score after every evaluation."""
+    import recbole_diffusion  # noqa: F401  (a Ray worker is a fresh interpreter: install the hooks)
+    from ray.air import session
+
+    from recbole_diffusion.quick_start import objective_function
+
+    def report(epoch, valid_score):
+        session.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
+
+    result = objective_function(config_dict={**base_config, **params}, config_file_list=config_file_list, callback_fn=report)
+    final = {REPORTED_METRIC: float(result["best_valid_score"])}
+    final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
+    final.update({f"test/{k}": float(v) for k, v in (result["test_result"] or {}).items()})
+    session.report(final)
+
+
+def run_search(model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None, resume=False):
+    """Run (or resume) a Ray Tune search; returns ``(best, trials)``.
+
+    ``best`` has the best trial's config, valid metrics and test metrics; ``trials`` is a
+    pandas DataFrame of every trial (also written to ``<storage_path>/<name>/trials.csv``).
+    """
+    import ray
+    from ray import air, tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    spec = load_search_space(space_file)
+    config_file_list = [os.path.abspath(path) for path in config_file_list or []]
+    base_config = {**(spec.get("config") or {}), **(config_dict or {}), "model": model, "dataset": dataset}
+    config = check_space_keys(spec, space_file, model, dataset, config_file_list, base_config)
+    # Trials run in their own directories: pin paths, validate every epoch so ASHA can judge.
+    base_config.update(data_path=os.path.abspath(config["data_path"]), eval_step=1, show_progress=False)
+    resources = {"cpu": 1, "gpu": 0, **(spec.get("resources_per_trial") or {})}
+    base_config["use_gpu"] = resources["gpu"] > 0
+    mode = "max" if config["valid_metric_bigger"] else "min"
+    name = name or f"{model}-{dataset}"
+    storage_path = os.path.abspath(storage_path)
+
+    ray.init(address=ray_address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list), resources
+    )
+    experiment = os.path.join(storage_path, name)
+    if resume and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=False)
+    else:
+        scheduler = ASHAScheduler(max_t=max(int(config["epochs"]), 1) + 1, **(spec.get("scheduler") or {}))
+        tuner = tune.Tuner(
+            trainable,
+            param_space=to_ray_space(spec["space"]),
+            tune_config=tune.TuneConfig(
+                metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1))
+            ),
+            run_config=air.RunConfig(name=name, storage_path=storage_path, verbose=1),
+        )
+    results = tuner.fit()
+    trials = _trials_table(results, list(spec["space"]), mode)
+    trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
+    best = results.get_best_result(metric=REPORTED_METRIC, mode=mode, scope="all")
+    summary = {
+        "config": {key: best.config[key] for key in spec["space"]},
+        "valid": {k[len("valid/"):]: v for k, v in best.metrics.items() if k.startswith("valid/")},
+        "test": {k[len("test/"):]: v for k, v in best.metrics.items() if k.startswith("test/")},
+        "valid_metric": config["valid_metric"],
+        "best_valid_score": best.metrics.get(REPORTED_METRIC),
+        "path": best.path,
+    }
+    return summary, trials
+
+
+def _trials_table(results, searched, mode):
+    """One row per trial: its searched values, status, epochs run, best valid score, test metrics."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        row = {key: (result.config or {}).get(key) for key in searched}
+        history = result.metrics_dataframe
+        scores = history[REPORTED_METRIC].dropna() if history is not None and REPORTED_METRIC in history else []
+        row["status"] = "ERROR" if result.error else "OK"
+        row["error"] = type(result.error).__name__ + ": " + str(result.error).splitlines()[-1][:200] if result.error else ""
+        row["reports"] = len(scores)
+        row[REPORTED_METRIC] = float((scores.max() if mode == "max" else scores.min()) if len(scores) else math.nan)
+        row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
+        rows.append(row)
+    return pd.DataFrame(rows)

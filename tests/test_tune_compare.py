@@ -1,0 +1,84 @@
+"""Ray Tune searches and side-by-side comparisons."""
+
+import math
+
+import pytest
+import ray
+import yaml
+
+from recbole_diffusion.quick_start.compare import compare
+from recbole_diffusion.quick_start.tune import load_search_space, run_search
+from recbole_diffusion.utils import ConfigError
+
+TINY = {"epochs": 2, "dims_dnn": [16], "embedding_size": 4, "train_batch_size": 512}
+
+
+def write_space(path, space, **sections):
+    path.write_text(yaml.safe_dump({"num_samples": 1, "config": TINY, "space": space, **sections}))
+    return str(path)
+
+
+@pytest.fixture
+def ray_session():
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({}, "'space' is empty"),
+        ({"steps": {"choice": []}}, "choice [] is empty"),
+        ({"noise_scale": {"uniform": [0.1, 0.1]}}, "range [0.1, 0.1] is empty"),
+        ({"learning_rate": {"loguniform": [0.0, 0.1]}}, "loguniform needs low > 0"),
+        ({"steps": {"normal": [1, 2]}}, "give one of"),
+    ],
+)
+def test_bad_search_space_is_refused(tmp_path, space, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_search_space(write_space(tmp_path / "space.yaml", space))
+
+
+def test_unknown_parameter_fails_before_any_trial(tmp_path, ray_session):
+    space = write_space(tmp_path / "space.yaml", {"noise_sclae": {"choice": [0.1]}})
+    with pytest.raises(ConfigError, match="'noise_sclae' is not a config key of DiffRec"):
+        run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"))
+    assert not ray.is_initialized()
+
+
+def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_session):
+    # steps = 0 is refused by DiffRec's config check: that trial crashes, the others go on
+    space = write_space(
+        tmp_path / "space.yaml",
+        {"steps": {"grid": [3, 0, 5]}, "learning_rate": {"choice": [0.001]}},
+        resources_per_trial={"cpu": 1},
+    )
+    storage = tmp_path / "ray"
+    best, trials = run_search("DiffRec", "ml-100k", space, storage_path=str(storage), name="search")
+    assert len(trials) == 3
+    assert trials.set_index("steps").loc[0, "status"] == "ERROR"
+    assert "steps' = 0" in trials.set_index("steps").loc[0, "error"]
+    finished = trials[trials.status == "OK"]
+    assert len(finished) == 2 and (finished.reports >= 1).all()
+    assert best["config"]["steps"] != 0
+    assert math.isclose(best["best_valid_score"], finished.valid_score.max())
+    assert set(best["valid"]) >= {"recall@20", "ndcg@20"} and set(best["test"]) >= {"recall@20", "ndcg@20"}
+    assert all(0.0 <= value <= 1.0 for value in best["test"].values())
+    assert (storage / "search" / "trials.csv").is_file()
+
+    # resuming a finished search restores it instead of starting over
+    resumed, resumed_trials = run_search("DiffRec", "ml-100k", space, storage_path=str(storage), name="search", resume=True)
+    assert resumed["config"] == best["config"] and len(resumed_trials) == 3
+
+
+def test_compare_a_plugin_model_with_a_builtin(tmp_path):
+    rows = compare(["DiffRec", "Pop"], "ml-100k", config_dict={"epochs": 1, "steps": 5, "dims_dnn": [16]}, output_dir=str(tmp_path / "out"))
+    assert [row["model"] for row in rows] == ["DiffRec", "Pop"]
+    for row in rows:
+        # the built-in is evaluated with the first model's metrics
+        assert set(row["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in (10, 20)}
+        assert row["epochs"] == 1 and row["s_per_epoch"] > 0 and row["s_per_eval"] > 0 and row["peak_mem_mb"] > 0
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| DiffRec |" in table and "| Pop |" in table and "s_per_epoch" in table
+    assert (tmp_path / "out" / "comparison.csv").read_text().count("\n") == 3
+    assert (tmp_path / "out" / "comparison.html").stat().st_size > 0
