@@ -35,6 +35,9 @@ def _run_in_process(rank, model, dataset, config_file_list, config_dict, saved, 
 
 def build(config):
     """Dataset, split dataloaders, model and trainer for a config (seeded as RecBole does)."""
+    # Seed the split too (RecBole seeds before create_dataset), so build(config) is reproducible
+    # on its own and matches the split load_data_and_model rebuilds from a checkpoint.
+    init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])

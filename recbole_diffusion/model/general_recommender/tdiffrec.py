@@ -7,8 +7,8 @@ Reference:
 DiffRec on recency-weighted interaction vectors: per user, the training interactions in
 chronological order get weights ``linspace(w_min, w_max, n)`` (the paper's Eq. (16); a user with
 one interaction gets ``w_min``, as ``numpy.linspace`` gives). The weighted vector is both the
-training target x_0 and the starting point of inference, as in the authors' code. Ties in time keep
-the order of the atomic file.
+training target x_0 and the starting point of inference, as in the authors' code. Interactions
+with equal times keep their order in the training split.
 
 Needs the dataset's time field (``TIME_FIELD``, loaded in ``load_col``); stops with a clear error
 otherwise.
