@@ -1,0 +1,110 @@
+"""Converters of the papers' published splits into RecBole benchmark files (on small synthetic copies)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from recbole.data import create_dataset, data_preparation
+
+from recbole_diffusion.config import Config
+from recbole_diffusion.data.convert import ConvertError, diffrec_to_atomic, dreamrec_to_atomic, main
+
+
+def load(model, config_file, **overrides):
+    config = Config(model=model, config_file_list=[config_file], config_dict={"show_progress": False, **overrides})
+    dataset = create_dataset(config)
+    return config, dataset, data_preparation(config, dataset)
+
+
+@pytest.fixture
+def diffrec_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    src.mkdir()
+    splits = {}
+    for split, n in (("train", 300), ("valid", 80), ("test", 40)):
+        pairs = np.stack([rng.integers(0, 30, n), rng.integers(0, 50, n)], axis=1)
+        pairs = np.unique(pairs, axis=0)  # the published split has no duplicate (user, item) rows
+        np.save(src / f"{split}_list.npy", pairs.astype(np.int64))
+        splits[split] = pairs
+    # no (user, item) pair repeats across splits either
+    seen = {tuple(p) for p in splits["train"]}
+    splits["valid"] = np.array([p for p in splits["valid"] if tuple(p) not in seen])
+    seen |= {tuple(p) for p in splits["valid"]}
+    splits["test"] = np.array([p for p in splits["test"] if tuple(p) not in seen])
+    for split in ("valid", "test"):
+        np.save(src / f"{split}_list.npy", splits[split].astype(np.int64))
+    return src, splits
+
+
+def test_diffrec_split_is_loaded_exactly(tmp_path, diffrec_dir):
+    src, splits = diffrec_dir
+    config_file = diffrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-diffrec")
+    config, dataset, (train, valid, test) = load("DiffRec", config_file)
+    assert [len(train.dataset), len(valid.dataset), len(test.dataset)] == [len(splits[s]) for s in ("train", "valid", "test")]
+    # the valid rows are exactly the published (user, item) pairs, in original ids
+    uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
+    valid_feat = valid.dataset.inter_feat
+    users = valid.dataset.id2token(uid, valid_feat[uid].numpy()).astype(int)
+    items = valid.dataset.id2token(iid, valid_feat[iid].numpy()).astype(int)
+    assert sorted(zip(users, items)) == sorted(map(tuple, splits["valid"].tolist()))
+    # each user's train rows keep their file order in time
+    frame = pd.read_csv(tmp_path / "data" / "tiny-diffrec" / "tiny-diffrec.train.inter", sep="\t")
+    assert frame["timestamp:float"].is_monotonic_increasing
+    assert (frame[["user_id:token", "item_id:token"]].to_numpy() == splits["train"]).all()
+
+
+def test_diffrec_bad_input_names_the_file(tmp_path, diffrec_dir):
+    src, _ = diffrec_dir
+    np.save(src / "valid_list.npy", np.zeros((5, 3), dtype=np.int64))
+    with pytest.raises(ConvertError, match=r"valid_list\.npy: expected an array of shape \(n, 2\)"):
+        diffrec_to_atomic(str(src), str(tmp_path / "data"))
+    (src / "test_list.npy").unlink()
+    assert main(["diffrec", str(src), str(tmp_path / "data")]) == 1
+
+
+@pytest.fixture
+def zhihu_dir(tmp_path):
+    """A DreamRec-style split: histories padded at the end with item_num; empty ones are all padding, len 1."""
+    pad, rng = 40, np.random.default_rng(1)
+    src = tmp_path / "zhihu"
+    src.mkdir()
+
+    def frame(n):
+        rows = []
+        for i in range(n):
+            length = i % 6
+            history = rng.integers(0, pad, length).tolist()
+            rows.append({"seq": history + [pad] * (5 - length), "len_seq": max(length, 1), "next": int(rng.integers(0, pad))})
+        return pd.DataFrame(rows)
+
+    frames = {"train_data.df": frame(120), "val_data.df": frame(30), "test_data.df": frame(24)}
+    for name, data in frames.items():
+        data.to_pickle(src / name)
+    pd.DataFrame({"seq_size": [5], "item_num": [pad]}).to_pickle(src / "data_statis.df")
+    return src, frames
+
+
+def test_dreamrec_examples_are_loaded_exactly(tmp_path, zhihu_dir):
+    src, frames = zhihu_dir
+    config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu")
+    config, dataset, (train, valid, test) = load("DreamRec", config_file, embedding_size=8, steps=5, sampling_steps=5)
+    assert [len(train.dataset), len(valid.dataset), len(test.dataset)] == [120, 30, 24]
+    assert dataset.item_num == 40 + 1  # every published item is a candidate, plus RecBole's padding
+    lengths = test.dataset.inter_feat[config["ITEM_LIST_LENGTH_FIELD"]].numpy()
+    assert lengths.tolist() == [i % 6 for i in range(24)]  # all-padding rows become empty histories
+    feat = test.dataset.inter_feat
+    seqs = feat[config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]]
+    for row in (3, 5):
+        tokens = test.dataset.id2token(config["ITEM_ID_FIELD"], seqs[row, : lengths[row]].numpy()).astype(int)
+        assert tokens.tolist() == frames["test_data.df"]["seq"][row][: lengths[row]]
+    target = test.dataset.id2token(config["ITEM_ID_FIELD"], feat[config["ITEM_ID_FIELD"]].numpy()).astype(int)
+    assert target.tolist() == frames["test_data.df"]["next"].tolist()
+
+
+def test_dreamrec_bad_rows_name_the_file(tmp_path, zhihu_dir):
+    src, frames = zhihu_dir
+    broken = frames["val_data.df"].copy()
+    broken.at[4, "seq"] = [3, 40, 7, 40, 40]  # padding in the middle
+    broken.to_pickle(src / "val_data.df")
+    with pytest.raises(ConvertError, match=r"val_data\.df: row 4"):
+        dreamrec_to_atomic(str(src), str(tmp_path / "data"))
