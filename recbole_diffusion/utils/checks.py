@@ -14,3 +14,14 @@ def require(condition, key, value, rule):
 def require_choice(config, key, choices):
     """``config[key]`` must be one of ``choices``."""
     require(config[key] in choices, key, config[key], f"must be one of {list(choices)}")
+
+
+def require_sampling_steps(config, low):
+    """``sampling_steps`` must be an integer in [low, steps]."""
+    value, steps = config["sampling_steps"], config["steps"]
+    require(
+        isinstance(value, int) and low <= value <= steps,
+        "sampling_steps",
+        value,
+        f"must be an integer in [{low}, steps = {steps}]",
+    )

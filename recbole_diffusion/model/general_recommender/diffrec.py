@@ -30,7 +30,7 @@ from recbole.utils import InputType
 
 from recbole_diffusion.model.diffusion import MEAN_TYPES, GaussianDiffusion, betas_from_config, check_noise_config
 from recbole_diffusion.model.layers import MLPDenoiser
-from recbole_diffusion.utils.checks import require, require_choice
+from recbole_diffusion.utils.checks import require, require_choice, require_sampling_steps
 
 # Sohl-Dickstein et al. (2015) Sec. 2.4.1, kept by the authors: a tiny first-step variance.
 FIRST_BETA = 1e-5
@@ -40,13 +40,7 @@ def check_diffusion_config(config):
     """Validate the diffusion keys shared by every DiffRec variant."""
     check_noise_config(config)
     require_choice(config, "mean_type", MEAN_TYPES)
-    sampling_steps = config["sampling_steps"]
-    require(
-        isinstance(sampling_steps, int) and 0 <= sampling_steps <= config["steps"],
-        "sampling_steps",
-        sampling_steps,
-        f"must be an integer in [0, steps = {config['steps']}]",
-    )
+    require_sampling_steps(config, low=0)
     require(config["history_num_per_term"] >= 1, "history_num_per_term", config["history_num_per_term"], "must be >= 1")
 
 

@@ -45,7 +45,7 @@ from recbole_diffusion.model.diffusion import (
     strided_timesteps,
 )
 from recbole_diffusion.model.layers import GuidedMLPDenoiser
-from recbole_diffusion.utils.checks import require, require_choice
+from recbole_diffusion.utils.checks import require, require_choice, require_sampling_steps
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -101,13 +101,7 @@ class DreamRec(SequentialRecommender):
         require_choice(config, "denoiser_type", GuidedMLPDenoiser.KINDS)
         require(config["guidance_weight"] >= 0, "guidance_weight", config["guidance_weight"], "must be >= 0")
         require(0 <= config["uncond_prob"] < 1, "uncond_prob", config["uncond_prob"], "must be in [0, 1)")
-        sampling_steps = config["sampling_steps"]
-        require(
-            isinstance(sampling_steps, int) and 1 <= sampling_steps <= config["steps"],
-            "sampling_steps",
-            sampling_steps,
-            f"must be an integer in [1, steps = {config['steps']}]",
-        )
+        require_sampling_steps(config, low=1)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
