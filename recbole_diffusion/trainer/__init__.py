@@ -1,3 +1,3 @@
-from recbole_diffusion.trainer.trainer import SafeCheckpointMixin, with_safe_checkpoints
+from recbole_diffusion.trainer.trainer import LDiffRecTrainer, LTDiffRecTrainer, SafeCheckpointMixin, with_safe_checkpoints
 
-__all__ = ["SafeCheckpointMixin", "with_safe_checkpoints"]
+__all__ = ["LDiffRecTrainer", "LTDiffRecTrainer", "SafeCheckpointMixin", "with_safe_checkpoints"]

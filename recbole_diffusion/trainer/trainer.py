@@ -1,5 +1,6 @@
 """Trainers of the plugin."""
 
+from recbole.trainer import Trainer
 from recbole.utils import set_color
 
 from recbole_diffusion.utils.checkpoint import load_checkpoint, save_checkpoint
@@ -57,3 +58,37 @@ def with_safe_checkpoints(trainer_class):
     if issubclass(trainer_class, SafeCheckpointMixin):
         return trainer_class
     return type(trainer_class.__name__, (SafeCheckpointMixin, trainer_class), {"__module__": __name__})
+
+
+class LDiffRecTrainer(SafeCheckpointMixin, Trainer):
+    """RecBole's trainer for L-DiffRec / LT-DiffRec (Wang et al., SIGIR 2023, Sec. 3.4).
+
+    - One optimiser (RecBole's ``learner``, AdamW by default as in the authors' code) with two
+      parameter groups: the autoencoder at ``lr1`` / ``wd1`` and the denoiser at ``lr2`` / ``wd2``.
+      AdamW keeps its state per parameter, so this steps exactly like the authors' two AdamW
+      optimisers; RecBole's ``learning_rate`` / ``weight_decay`` are not used.
+    - After each training epoch, ``model.end_train_epoch()`` advances the per-epoch annealing of
+      the loss weight lambda (the authors' ``update_count``).
+    """
+
+    def _build_optimizer(self, **kwargs):
+        if "params" not in kwargs:
+            groups = self.model.parameter_groups()
+            grouped = {id(p) for params in groups.values() for p in params}
+            missing = [name for name, p in self.model.named_parameters() if p.requires_grad and id(p) not in grouped]
+            if missing:
+                raise ValueError(f"parameters in no optimiser group: {missing}")
+            kwargs["params"] = [
+                {"params": groups["autoencoder"], "lr": self.config["lr1"], "weight_decay": self.config["wd1"], "name": "autoencoder"},
+                {"params": groups["denoiser"], "lr": self.config["lr2"], "weight_decay": self.config["wd2"], "name": "denoiser"},
+            ]
+        return super()._build_optimizer(**kwargs)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.model.end_train_epoch()
+        return loss
+
+
+# LT-DiffRec trains like L-DiffRec (get_trainer looks up ``<Name>Trainer``).
+LTDiffRecTrainer = LDiffRecTrainer

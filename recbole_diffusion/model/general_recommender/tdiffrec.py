@@ -50,7 +50,7 @@ class TDiffRec(DiffRec):
         time_field = dataset.time_field
         if time_field is None or time_field not in dataset.inter_feat:
             raise ConfigError(
-                f"config key 'TIME_FIELD' = {time_field!r}: TDiffRec needs a time column in the "
+                f"config key 'TIME_FIELD' = {time_field!r}: {type(self).__name__} needs a time column in the "
                 f"'{dataset.dataset_name}' interactions (add it to load_col: inter: [...])"
             )
         users = dataset.inter_feat[dataset.uid_field].numpy()
