@@ -2,6 +2,7 @@
 
 import recbole.config
 
+from recbole_diffusion.utils.checks import ConfigError
 from recbole_diffusion.utils.utils import RECBOLE_PREFIX, get_model
 
 
@@ -19,7 +20,10 @@ class Config(recbole.config.Config):
     """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
-        super().__init__(model, dataset, config_file_list, config_dict)
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except NotImplementedError as error:
+            raise self._evaluation_error(error) from error
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)
@@ -33,6 +37,15 @@ class Config(recbole.config.Config):
             return super()._get_model_and_dataset(model_class, dataset)
         self.model_spec = model.__name__
         return super()._get_model_and_dataset(model, dataset)
+
+    def _evaluation_error(self, error):
+        """RecBole's refusal of an evaluation setting, restated with the keys and values involved."""
+        final = self.__dict__.get("final_config_dict", {})
+        mode = (final.get("eval_args") or {}).get("mode")
+        return ConfigError(
+            f"config keys 'eval_args' (mode = {mode!r}) and 'metrics' = {final.get('metrics')!r}: {error} "
+            "(value metrics such as AUC / LogLoss need a sampled mode like uni100; full ranking needs ranking metrics)"
+        )
 
     def _external_model_name(self):
         try:

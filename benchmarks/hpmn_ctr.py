@@ -1,0 +1,174 @@
+"""HPMN against RecBole's DIN (and, with --with-dien, DIEN) on ml-100k CTR: one markdown table.
+
+    python benchmarks/hpmn_ctr.py                       # HPMN and DIN, histories of 50 and 200
+    python benchmarks/hpmn_ctr.py --epochs 10 --lengths 50 200 --out /tmp/hpmn_ctr.md
+    python benchmarks/hpmn_ctr.py --with-dien           # DIEN too (slow: minutes per epoch on CPU)
+
+Every run uses the same split and protocol, RecBole's DIN setting: leave-one-out by time
+(``LS valid_and_test``, ``TO``), one uniform negative per training click, 100 uniform negatives per
+user for validation and test (``uni100``), selection on valid AUC with early stopping, the
+best-validation checkpoint tested. All models see the same columns (``load_col`` inter: user,
+item, rating, timestamp), so DIN embeds item ids only, as HPMN does; ``DIN+feat`` is DIN with
+RecBole's own ml-100k defaults (user and item features loaded, item ``release_year`` embedded).
+
+Each (model, history length) trains in its own subprocess, so that ``peak RSS`` is that run's own
+(dataset, dataloaders and model together); ``s/epoch`` is training time per epoch (evaluation
+excluded), ``epochs`` is how many ran (best one in brackets). Torch runs on ``--threads`` threads
+(default 1: on a CPU shared with other jobs more threads are slower, not faster).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INTER_ONLY = {"inter": ["user_id", "item_id", "rating", "timestamp"]}
+# label -> (model name, config overrides)
+MODELS = {
+    "HPMN": ("HPMN", {}),
+    "DIN": ("DIN", {"load_col": INTER_ONLY}),
+    "DIN+feat": ("DIN", {}),
+    "DIEN": ("DIEN", {"load_col": INTER_ONLY}),
+}
+
+
+def run_one(label, length, args):
+    """Train and test one model in this process; returns its row as a dict."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from recbole.utils import init_seed
+
+    from recbole_diffusion.config import Config
+    from recbole_diffusion.quick_start import build
+
+    model_name, overrides = MODELS[label]
+    config_dict = {
+        "MAX_ITEM_LIST_LENGTH": length,
+        "epochs": args.epochs,
+        "stopping_step": args.stopping_step,
+        "eval_step": 1,
+        "train_batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "show_progress": False,
+        "seed": args.seed,
+        "reproducibility": True,
+        "checkpoint_dir": os.path.join(os.getcwd(), "saved"),
+        **overrides,
+    }
+    config = Config(model=model_name, dataset=args.dataset, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    _, (train_data, valid_data, test_data), model, trainer = build(config)
+
+    train_seconds, valid_scores = [], []
+    train_epoch = trainer._train_epoch
+
+    def timed_train_epoch(*a, **k):
+        start = time.perf_counter()
+        result = train_epoch(*a, **k)
+        train_seconds.append(time.perf_counter() - start)
+        return result
+
+    def progress(epoch, score):
+        valid_scores.append(score)
+        print(f"    {label} L={length} epoch {epoch}: train {train_seconds[-1]:.0f}s, valid AUC {score:.4f}", file=sys.stderr, flush=True)
+
+    trainer._train_epoch = timed_train_epoch
+    trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=progress)
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    best_epoch = max(range(len(valid_scores)), key=lambda i: valid_scores[i]) + 1
+    return {
+        "model": label,
+        "history": length,
+        "test_auc": float(test_result["auc"]),
+        "test_logloss": float(test_result["logloss"]),
+        "best_valid_auc": float(valid_scores[best_epoch - 1]),
+        "s_per_epoch": sum(train_seconds) / len(train_seconds),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "epochs": len(train_seconds),
+        "best_epoch": best_epoch,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def worker(args):
+    import warnings
+
+    warnings.filterwarnings("ignore")  # RecBole 1.2.1's pandas / torch deprecation warnings
+    with tempfile.TemporaryDirectory() as scratch:  # RecBole's log/, log_tensorboard/, saved/
+        os.chdir(scratch)
+        row = run_one(args.worker_model, args.worker_length, args)
+    print("RESULT " + json.dumps(row), flush=True)
+
+
+def table(rows):
+    lines = [
+        "| model | history | test AUC | test LogLoss | best valid AUC | s/epoch | peak RSS (MB) | epochs (best) | params |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['model']} | {row['history']} | failed: {row['error']} | | | | | | |")
+            continue
+        lines.append(
+            f"| {row['model']} | {row['history']} | {row['test_auc']:.4f} | {row['test_logloss']:.4f} | "
+            f"{row['best_valid_auc']:.4f} | {row['s_per_epoch']:.1f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['epochs']} ({row['best_epoch']}) | {row['parameters']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200], help="MAX_ITEM_LIST_LENGTH values")
+    parser.add_argument("--models", nargs="+", default=["HPMN", "DIN", "DIN+feat"], choices=sorted(MODELS))
+    parser.add_argument("--with-dien", action="store_true", help="also RecBole's DIEN (slow)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--stopping-step", type=int, default=3, help="epochs without valid AUC gain before stopping")
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--learning-rate", type=float, default=0.001)
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--out", default=None, help="also write the table (markdown) and the rows (.jsonl) here")
+    parser.add_argument("--worker-model", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-length", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker_model:
+        return worker(args)
+
+    models = list(args.models) + (["DIEN"] if args.with_dien and "DIEN" not in args.models else [])
+    rows = []
+    for length in args.lengths:
+        for label in models:
+            command = [sys.executable, os.path.abspath(__file__), "--worker-model", label, "--worker-length", str(length)]
+            for key in ("dataset", "epochs", "stopping_step", "batch_size", "learning_rate", "seed", "threads"):
+                command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+            start = time.perf_counter()
+            print(f"[{time.strftime('%H:%M:%S')}] {label}, history {length} ...", file=sys.stderr, flush=True)
+            # the worker's stderr (its per-epoch progress) passes through
+            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            found = [line[len("RESULT "):] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode != 0 or not found:
+                row = {"model": label, "history": length, "error": f"exit status {done.returncode}, see stderr"}
+            else:
+                row = json.loads(found[-1])
+            row["wall_s"] = time.perf_counter() - start
+            rows.append(row)
+            print(f"    {json.dumps(row)}", file=sys.stderr, flush=True)
+    output = table(rows)
+    print(output)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(output + "\n")
+        with open(os.path.splitext(args.out)[0] + ".jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+if __name__ == "__main__":
+    main()
