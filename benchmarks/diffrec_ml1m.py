@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -284,7 +285,8 @@ def main():
 
     ensure_data(args.data_dir, args.src)
     rows = []
-    for spec in [s.strip() for s in args.models.split(",") if s.strip()]:
+    # commas inside [...] belong to a list value (recbole.DiffRec@dims_dnn=[600,200,600])
+    for spec in [s.strip() for s in re.split(r",(?![^\[]*\])", args.models) if s.strip()]:
         print(f"=== {spec} ===", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"

@@ -1,14 +1,17 @@
 """Ray Tune searches and side-by-side comparisons."""
 
 import math
+from pathlib import Path
 
 import pytest
 import ray
 import yaml
 
 from recbole_diffusion.quick_start.compare import compare
-from recbole_diffusion.quick_start.tune import load_search_space, run_search
+from recbole_diffusion.quick_start.tune import check_space_keys, load_search_space, run_search
 from recbole_diffusion.utils import ConfigError
+
+SPACES = Path(__file__).resolve().parents[1] / "properties" / "tune"
 
 TINY = {"epochs": 2, "dims_dnn": [16], "embedding_size": 4, "train_batch_size": 512}
 
@@ -82,3 +85,9 @@ def test_compare_a_plugin_model_with_a_builtin(tmp_path):
     assert "| DiffRec |" in table and "| Pop |" in table and "s_per_epoch" in table
     assert (tmp_path / "out" / "comparison.csv").read_text().count("\n") == 3
     assert (tmp_path / "out" / "comparison.html").stat().st_size > 0
+
+
+@pytest.mark.parametrize("space_file", sorted(SPACES.glob("*.yaml")), ids=lambda path: path.stem)
+def test_shipped_search_spaces_fit_their_model(space_file):
+    spec = load_search_space(str(space_file))
+    check_space_keys(spec, str(space_file), space_file.stem, "ml-100k", [], dict(spec.get("config") or {}))
