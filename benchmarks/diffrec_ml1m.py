@@ -166,21 +166,19 @@ def run_one(spec, args):
         train_cpu, eval_cpu, loads = [], [], []
         train_epoch, evaluate, save_checkpoint = trainer._train_epoch, trainer.evaluate, trainer._save_checkpoint
 
-        def timed_train_epoch(*a, **k):
-            start, cpu = time.perf_counter(), time.process_time()
-            out = train_epoch(*a, **k)
-            train_times.append(time.perf_counter() - start)
-            train_cpu.append(time.process_time() - cpu)
-            loads.append(os.getloadavg()[0])
-            return out
+        def timed(function, wall, cpu):
+            def wrapper(*a, **k):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                out = function(*a, **k)
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - cpu_start)
+                loads.append(os.getloadavg()[0])
+                return out
 
-        def timed_evaluate(*a, **k):
-            start, cpu = time.perf_counter(), time.process_time()
-            out = evaluate(*a, **k)
-            eval_times.append(time.perf_counter() - start)
-            eval_cpu.append(time.process_time() - cpu)
-            loads.append(os.getloadavg()[0])
-            return out
+            return wrapper
+
+        timed_train_epoch = timed(train_epoch, train_times, train_cpu)
+        timed_evaluate = timed(evaluate, eval_times, eval_cpu)
 
         def recorded_save_checkpoint(epoch, *a, **k):
             saved_epochs.append(epoch)
