@@ -187,7 +187,7 @@ def test_learns_a_task_that_needs_the_memory():
     generator = torch.Generator().manual_seed(5)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     model.train()
-    for _ in range(100):  # AUC reaches 1.0 after ~75 steps
+    for _ in range(150):  # AUC is 1.0 after 150 steps for every data seed 0-7 tried (most need < 100)
         batch = rows(config, *genre_task(128, generator))
         optimizer.zero_grad()
         model.calculate_loss(batch).backward()
