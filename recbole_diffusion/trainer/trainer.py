@@ -23,12 +23,21 @@ class SafeCheckpointMixin:
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),  # a numpy scalar would need numpy allow-listed
             "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
+            "other_parameter": self._other_parameters(),
             "optimizer": self.optimizer.state_dict(),
         }
         save_checkpoint(state, saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def _other_parameters(self):
+        """The model's ``other_parameter()`` less the entries that are its own submodules.
+
+        RecBole's DIN and DIEN list their embedding layer there, so RecBole pickles the whole
+        module, which no weights-only load can read; its weights are in the state dict already.
+        """
+        submodules = {id(module) for module in self.model.modules()}
+        return {key: value for key, value in self.model.other_parameter().items() if id(value) not in submodules}
 
     def _load_model_state(self, checkpoint_file):
         checkpoint = load_checkpoint(checkpoint_file, map_location=self.device)
