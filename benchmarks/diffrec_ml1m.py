@@ -20,9 +20,7 @@ Recall@20 every 5 epochs selects the checkpoint. This is a benchmark, not a test
 import argparse
 import csv
 import json
-import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -135,10 +133,9 @@ def run_one(spec, args):
     torch.set_num_threads(args.threads)
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line: not ours
     import recbole_diffusion  # noqa: F401  (installs the plugin's hooks)
-    from recbole.utils import init_logger, init_seed
 
     from recbole_diffusion.config import Config
-    from recbole_diffusion.quick_start import build
+    from recbole_diffusion.quick_start.compare import measure_run
 
     name, overrides = parse_spec(spec)
     config_file = ensure_data(args.data_dir, args.src)
@@ -156,61 +153,26 @@ def run_one(spec, args):
         if name.startswith("recbole."):
             config_dict.update(RECBOLE_DIFFREC)
         config_dict.update(overrides)
-        config = Config(model=name, config_file_list=[str(config_file)], config_dict=config_dict)
-        init_seed(config["seed"], config["reproducibility"])
-        init_logger(config)
-        _, (train_data, valid_data, test_data), model, trainer = build(config)
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        run = measure_run(name, None, [str(config_file)], config_dict)
 
-        train_times, eval_times, saved_epochs = [], [], []
-        train_cpu, eval_cpu, loads = [], [], []
-        train_epoch, evaluate, save_checkpoint = trainer._train_epoch, trainer.evaluate, trainer._save_checkpoint
-
-        def timed(function, wall, cpu):
-            def wrapper(*a, **k):
-                start, cpu_start = time.perf_counter(), time.process_time()
-                out = function(*a, **k)
-                wall.append(time.perf_counter() - start)
-                cpu.append(time.process_time() - cpu_start)
-                loads.append(os.getloadavg()[0])
-                return out
-
-            return wrapper
-
-        timed_train_epoch = timed(train_epoch, train_times, train_cpu)
-        timed_evaluate = timed(evaluate, eval_times, eval_cpu)
-
-        def recorded_save_checkpoint(epoch, *a, **k):
-            saved_epochs.append(epoch)
-            return save_checkpoint(epoch, *a, **k)
-
-        trainer._train_epoch, trainer.evaluate, trainer._save_checkpoint = timed_train_epoch, timed_evaluate, recorded_save_checkpoint
-        start = time.perf_counter()
-        _, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
-        trainer.evaluate = evaluate
-        test_start = time.perf_counter()
-        test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-        end = time.perf_counter()
-
-    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return {
         "model": spec,
-        **{metric: float(test[metric]) for metric in METRICS},
-        "valid_recall@20": float(best_valid["recall@20"]) if best_valid else float("nan"),
-        "epochs": len(train_times),
-        "best_epoch": saved_epochs[-1] + 1 if saved_epochs else None,  # 1-based, as the authors count
-        "train_epoch_s": mean(train_times),
-        "eval_s": mean(eval_times),
-        "test_eval_s": end - test_start,
-        "train_epoch_cpu_s": mean(train_cpu),
-        "eval_cpu_s": mean(eval_cpu),
-        "load_avg": mean(loads),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "params": params,
-        "wall_s": end - start,
-        "eval_batch_size": config["eval_batch_size"],
-        "threads": torch.get_num_threads(),
-        "seed": config["seed"],
+        **{metric: float(run["test_result"][metric]) for metric in METRICS},
+        "valid_recall@20": float(run["best_valid_result"].get("recall@20", float("nan"))),
+        "epochs": run["epochs"],
+        "best_epoch": run["best_epoch"],  # 1-based, as the authors count
+        "train_epoch_s": run["s_per_epoch"],
+        "eval_s": run["s_per_valid"],
+        "test_eval_s": run["s_test"],
+        "train_epoch_cpu_s": run["cpu_s_per_epoch"],
+        "eval_cpu_s": run["cpu_s_per_valid"],
+        "load_avg": run["load_avg"],
+        "peak_rss_mib": run["peak_mem_mb"],
+        "params": run["params"],
+        "wall_s": run["wall_s"],
+        "eval_batch_size": run["eval_batch_size"],
+        "threads": run["threads"],
+        "seed": run["seed"],
     }
 
 

@@ -18,15 +18,27 @@ SHARED_EVALUATION_KEYS = ("metrics", "topk", "valid_metric")
 COST_COLUMNS = ["epochs", "best_epoch", "s_per_epoch", "s_per_eval", "params", "peak_mem_mb"]
 
 
-def _timed(function, record):
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            record.append(time.perf_counter() - start)
+class _Clock:
+    """Wall and CPU seconds of each call of a wrapped function, and the host load after it."""
 
-    return wrapper
+    def __init__(self):
+        self.wall, self.cpu, self.load = [], [], []
+
+    def wrap(self, function):
+        def wrapper(*args, **kwargs):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.wall.append(time.perf_counter() - start)
+                self.cpu.append(time.process_time() - cpu_start)
+                self.load.append(os.getloadavg()[0])
+
+        return wrapper
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else float("nan")
 
 
 def _peak_memory_mb(device):
@@ -38,9 +50,11 @@ def _peak_memory_mb(device):
 def measure_run(model, dataset, config_file_list=None, config_dict=None):
     """Train and test one model; returns its test metrics and what it cost.
 
-    ``s_per_epoch`` is the mean training time of an epoch, ``s_per_eval`` the mean time of one
-    full evaluation pass (validation passes and the final test pass), ``peak_mem_mb`` the process's
-    peak RSS (CPU) or peak allocated CUDA memory.
+    ``s_per_epoch`` is the mean training time of an epoch, ``s_per_valid`` of a validation pass,
+    ``s_test`` the final test pass (best checkpoint reloaded), ``s_per_eval`` the mean of all
+    evaluation passes; ``cpu_s_*`` are the same in CPU seconds of this process and ``load_avg`` the
+    mean 1-minute host load sampled after each (above the thread count, other jobs shared the
+    cores). ``peak_mem_mb`` is the process's peak RSS (CPU) or peak allocated CUDA memory.
     """
     from logging import getLogger
 
@@ -53,13 +67,16 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None):
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     _, (train_data, valid_data, test_data), net, trainer = build(config)
-    epoch_times, eval_times, valid_scores = [], [], []
-    trainer._train_epoch = _timed(trainer._train_epoch, epoch_times)
-    trainer.evaluate = _timed(trainer.evaluate, eval_times)
+    train_clock, eval_clock, valid_scores = _Clock(), _Clock(), []
+    trainer._train_epoch = train_clock.wrap(trainer._train_epoch)
+    trainer.evaluate = eval_clock.wrap(trainer.evaluate)
+    start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=True, callback_fn=lambda epoch, score: valid_scores.append((epoch, score))
     )
+    n_valid = len(eval_clock.wall)
     test_result = trainer.evaluate(test_data, load_best_model=True)
+    wall = time.perf_counter() - start
     pick = max if config["valid_metric_bigger"] else min
     best_epoch = pick(valid_scores, key=lambda pair: pair[1])[0] + 1 if valid_scores else None
     getLogger().info(f"test result: {test_result}")
@@ -67,13 +84,22 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None):
         "model": config.model_label,
         "test_result": dict(test_result),
         "best_valid_result": dict(best_valid_result or {}),
-        "epochs": len(epoch_times),
+        "epochs": len(train_clock.wall),
         "best_epoch": best_epoch,
-        "s_per_epoch": sum(epoch_times) / max(len(epoch_times), 1),
-        "s_per_eval": sum(eval_times) / max(len(eval_times), 1),
+        "s_per_epoch": _mean(train_clock.wall),
+        "s_per_valid": _mean(eval_clock.wall[:n_valid]),
+        "s_test": eval_clock.wall[-1],
+        "s_per_eval": _mean(eval_clock.wall),
+        "cpu_s_per_epoch": _mean(train_clock.cpu),
+        "cpu_s_per_valid": _mean(eval_clock.cpu[:n_valid]),
+        "load_avg": _mean(train_clock.load + eval_clock.load),
+        "wall_s": wall,
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "peak_mem_mb": _peak_memory_mb(config["device"]),
         "saved_model_file": trainer.saved_model_file,
+        "eval_batch_size": config["eval_batch_size"],
+        "threads": torch.get_num_threads(),
+        "seed": config["seed"],
     }
 
 
