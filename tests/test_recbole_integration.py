@@ -1,5 +1,6 @@
 """The plugin inside RecBole's own entry points, and RecBole's models through the plugin's."""
 
+import json
 import os
 import subprocess
 import sys
@@ -145,3 +146,27 @@ def test_din_checkpoint_reloads_weights_only(checkpoint_dir):
     assert model.embedding_layer is embedding_layer  # still the registered submodule, not a pickled copy
     result = trainer.evaluate(test_data, load_best_model=True)
     assert 0.0 <= result["auc"] <= 1.0
+
+
+def test_checkpoint_evaluates_in_a_fresh_process(tiny_config, tmp_path):
+    """load_data_and_model alone (no Config built in the process) evaluates to the same metrics."""
+    result = run_recbole_diffusion(model="DiffRec", dataset="ml-100k", config_dict=tiny_config(metrics=["Recall", "NDCG"]))
+    code = (
+        "import json, sys; import recbole_diffusion\n"
+        "from recbole_diffusion.quick_start import load_data_and_model\n"
+        "from recbole_diffusion.utils import get_trainer\n"
+        "config, model, _, _, _, test_data = load_data_and_model(sys.argv[1])\n"
+        "trainer = get_trainer(config['MODEL_TYPE'], config['model'], config.model_class)(config, model)\n"
+        "print('RESULT ' + json.dumps(dict(trainer.evaluate(test_data, load_best_model=False))))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, result["saved_model_file"]],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
+    reloaded = json.loads(completed.stdout.split("RESULT ", 1)[1])
+    assert reloaded == pytest.approx(dict(result["test_result"]), abs=1e-4)

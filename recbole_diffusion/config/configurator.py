@@ -63,6 +63,9 @@ class Config(recbole.config.Config):
         self.__dict__.update(state)
         self.model_class = get_model(self.model_spec)
         self.yaml_loader = self._build_yaml_loader()
+        # RecBole's numpy aliases (np.float, ...), which its metrics use, are set up when a Config
+        # is built; a process that only unpickles one (load_data_and_model) needs them too.
+        self.compatibility_settings()
 
     @property
     def model_label(self):
