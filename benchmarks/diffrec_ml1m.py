@@ -1,4 +1,5 @@
-"""Benchmark: DiffRec, TDiffRec and RecBole's built-in DiffRec on the DiffRec authors' ML-1M split.
+"""Benchmark: DiffRec, TDiffRec, LDiffRec, LTDiffRec and RecBole's built-in DiffRec and LDiffRec on
+the DiffRec authors' ML-1M split.
 
     python benchmarks/diffrec_ml1m.py [--models DiffRec,TDiffRec,recbole.DiffRec] [--epochs N]
         [--data-dir benchmarks/data] [--src ../shared/data/diffrec-ml-1m-clean] [--threads 2]
@@ -14,7 +15,9 @@ A model spec may carry config overrides after ``@``: ``TDiffRec@w_min=0.1``,
 Every model gets the authors' ML-1M setting (DiffRec/inference.py of github.com/YiyanXu/DiffRec):
 T = 40 steps, linear-var schedule, noise scale 0.005 in [0.005, 0.01], x0 prediction with ELBO
 reweighting, MLP dims [200, 600], timestep embedding 10, AdamW lr 1e-3, 400 users a batch; valid
-Recall@20 every 5 epochs selects the checkpoint. This is a benchmark, not a test: it takes minutes.
+Recall@20 every 5 epochs selects the checkpoint. The L-DiffRec models get the authors' L-DiffRec
+ML-1M setting (their yaml; RecBole's built-in the same values in its keys) and cluster items with
+the authors' item_emb.npy. This is a benchmark, not a test: it takes minutes.
 """
 
 import argparse
@@ -30,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATASET = "ml-1m-diffrec"
-DEFAULT_MODELS = "DiffRec,TDiffRec,recbole.DiffRec"
+DEFAULT_MODELS = "DiffRec,TDiffRec,recbole.DiffRec,LDiffRec,LTDiffRec,recbole.LDiffRec"
 DEFAULT_SRC = REPO.parent / "shared" / "data" / "diffrec-ml-1m-clean"
 METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20"]
 
@@ -68,6 +71,28 @@ RECBOLE_DIFFREC = {
     "time-aware": False,
     "norm": False,
 }
+# RecBole's built-in LDiffRec, in its own keys, set to what our LDiffRec.yaml holds (the authors'
+# ML-1M L-DiffRec setting). It has one learning rate (the authors' autoencoder lr1 here) and reads
+# item embeddings from <dataset dir>/item_emb.npy in its internal item order (written by run_one).
+RECBOLE_LDIFFREC = {
+    **RECBOLE_DIFFREC,
+    "noise_max": 0.02,
+    "beta_fixed": False,
+    "dims_dnn": [300],
+    "n_cate": 2,
+    "in_dims": [300],
+    "out_dims": [],
+    "ae_act_func": "tanh",
+    "reparam": True,
+    "lamda": 0.03,
+    "anneal_cap": 0.005,
+    "anneal_steps": 500,
+    "vae_anneal_cap": 0.3,
+    "vae_anneal_steps": 200,
+}
+PRESETS = {"recbole.DiffRec": RECBOLE_DIFFREC, "recbole.LDiffRec": RECBOLE_LDIFFREC}
+# Our L-DiffRec models cluster items with the authors' LightGCN embeddings (item_emb.npy of --src).
+LATENT_MODELS = ("LDiffRec", "LTDiffRec")
 # Measured by the lead on the official code (github.com/YiyanXu/DiffRec, DiffRec/main.py with the
 # ML-1M settings of inference.py), not by this script.
 ANCHOR = {
@@ -125,6 +150,21 @@ def ensure_data(data_dir, src):
     return folder / f"{DATASET}.yaml"
 
 
+def write_internal_order_embeddings(name, config_file, config_dict, source):
+    """<dataset dir>/item_emb.npy for RecBole's LDiffRec: row k is internal item k + 1.
+
+    RecBole's built-in reads that file with no id mapping; the authors' rows are by item token.
+    """
+    import numpy as np
+    from recbole.data import create_dataset
+
+    from recbole_diffusion.config import Config
+
+    dataset = create_dataset(Config(model=name, config_file_list=[str(config_file)], config_dict=config_dict))
+    tokens = dataset.id2token(dataset.iid_field, np.arange(1, dataset.item_num)).astype(np.int64)
+    np.save(Path(dataset.dataset_path) / "item_emb.npy", np.load(source)[tokens])
+
+
 # ----- one model, in its own process -------------------------------------------------------------
 def run_one(spec, args):
     """Train and test one model spec; returns the measurements (called in a fresh process)."""
@@ -150,9 +190,12 @@ def run_one(spec, args):
             "eval_batch_size": ours["eval_batch_size"],
             "epochs": args.epochs if args.epochs is not None else ours["epochs"],
         }
-        if name.startswith("recbole."):
-            config_dict.update(RECBOLE_DIFFREC)
+        config_dict.update(PRESETS.get(name, {}))
+        if name in LATENT_MODELS:
+            config_dict["item_emb_path"] = str(Path(args.src) / "item_emb.npy")
         config_dict.update(overrides)
+        if name == "recbole.LDiffRec":
+            write_internal_order_embeddings(name, config_file, config_dict, Path(args.src) / "item_emb.npy")
         run = measure_run(name, None, [str(config_file)], config_dict)
 
     return {
