@@ -6,10 +6,12 @@ Zhihu split, and DreamRec's samplers (full DDPM vs DDIM with K steps) on its bes
 Every model trains on the same converted examples with the same seed and is tested from its
 best-validation checkpoint (valid HR@20). DreamRec is trained and selected with the paper's DDPM
 sampler; the same checkpoint is then tested with each sampler, timing one test pass each.
-Writes ``benchmarks/results/dreamrec_zhihu.md`` and prints it.
+Writes ``benchmarks/results/dreamrec_zhihu.md`` and prints it; finished models are kept in
+``dreamrec_zhihu.jsonl`` beside it and not trained again by a rerun with the same settings.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -26,7 +28,8 @@ def parse_args():
     parser.add_argument("--samplers", default="ddpm,ddim:10,ddim:25,ddim:50")
     parser.add_argument("--epochs", type=int, default=200, help="max epochs (early stopping on valid HR@20)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription on a busy machine)")
-    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "dreamrec_zhihu.md"))
+    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "dreamrec_zhihu.md"),
+                        help="the table; each model's run is kept in <out>.jsonl and reused by a rerun")
     args, _ = parser.parse_known_args()
     return args
 
@@ -68,10 +71,37 @@ def main():
     if not os.path.isfile(config_file):
         config_file = dreamrec_to_atomic(args.src, args.data_dir)
     models = [name.strip() for name in args.models.split(",")]
-    shared = {"epochs": args.epochs, "metrics": ["Hit", "NDCG"], "topk": [10, 20, 50], "valid_metric": "Hit@20", "show_progress": False}
+    shared = {
+        "epochs": args.epochs,
+        "metrics": ["Hit", "NDCG"],
+        "topk": [10, 20, 50],
+        "valid_metric": "Hit@20",
+        "show_progress": False,
+        "checkpoint_dir": os.path.join(os.path.abspath(args.data_dir), "checkpoints"),  # DreamRec's is re-tested below
+    }
     baseline = {"loss_type": "CE", "train_neg_sample_args": None}  # RecBole's cross-entropy over all items
     per_model = {"SASRec": baseline, "GRU4Rec": baseline}
-    rows = compare(models, "zhihu-dreamrec", [config_file], shared, per_model)
+    # Each finished model is appended to <out>.jsonl at once; a rerun with the same settings reuses
+    # it (so models can also run in separate, parallel invocations and one last run prints all).
+    settings = {"epochs": args.epochs, "threads": args.threads}
+    jsonl = os.path.splitext(args.out)[0] + ".jsonl"
+    done = {}
+    if os.path.isfile(jsonl):
+        with open(jsonl, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                if row.get("settings") == settings:
+                    done[row["model"]] = row
+    rows = []
+    for model in models:
+        if model not in done:
+            (row,) = compare([model], "zhihu-dreamrec", [config_file], shared, per_model)
+            row["settings"] = settings
+            os.makedirs(os.path.dirname(jsonl), exist_ok=True)
+            with open(jsonl, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            done[model] = row
+        rows.append(done[model])
 
     lines = [
         "| model | sampler (denoiser calls) | test HR@10 | test HR@20 | test NDCG@10 | test NDCG@20 | epochs | best epoch | s / epoch | s / test pass | peak RSS MiB |",

@@ -7,6 +7,7 @@ from recbole.data import create_dataset, data_preparation
 
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.convert import ConvertError, diffrec_to_atomic, dreamrec_to_atomic, main
+from recbole_diffusion.quick_start import build, run_recbole_diffusion
 
 
 def load(model, config_file, **overrides):
@@ -108,3 +109,22 @@ def test_dreamrec_bad_rows_name_the_file(tmp_path, zhihu_dir):
     broken.to_pickle(src / "val_data.df")
     with pytest.raises(ConvertError, match=r"val_data\.df: row 4"):
         dreamrec_to_atomic(str(src), str(tmp_path / "data"))
+
+
+@pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "DreamRec"])
+def test_empty_histories_train_recbole_sequential_models(tmp_path, zhihu_dir, model):
+    """Rows with no history read the padding position: RecBole's SASRec / GRU4Rec would index -1."""
+    src, _ = zhihu_dir
+    config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu")
+    small = {
+        "SASRec": {"hidden_size": 8, "inner_size": 8, "n_layers": 1, "n_heads": 1, "loss_type": "CE", "train_neg_sample_args": None},
+        "GRU4Rec": {"embedding_size": 8, "hidden_size": 8, "loss_type": "CE", "train_neg_sample_args": None},
+        "DreamRec": {"embedding_size": 8, "steps": 5, "sampling_steps": 5},
+    }[model]
+    config_dict = {"epochs": 1, "topk": [10], "valid_metric": "Hit@10", "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"), **small}
+    config = Config(model=model, config_file_list=[config_file], config_dict=config_dict)
+    dataset, (_, _, test), _, _ = build(config)
+    lengths = test.dataset.inter_feat[config["ITEM_LIST_LENGTH_FIELD"]].numpy()
+    assert lengths.tolist() == [max(i % 6, 1) for i in range(24)]
+    result = run_recbole_diffusion(model=model, config_file_list=[config_file], config_dict=config_dict)
+    assert 0.0 <= result["test_result"]["hit@10"] <= 1.0

@@ -87,6 +87,14 @@ def test_compare_a_plugin_model_with_a_builtin(tmp_path):
     assert (tmp_path / "out" / "comparison.html").stat().st_size > 0
 
 
+def test_compare_applies_the_first_models_own_config(tmp_path):
+    """SASRec with CE loss is only valid with its own override (no negative sampling)."""
+    small = {"epochs": 1, "hidden_size": 8, "inner_size": 8, "n_layers": 1, "MAX_ITEM_LIST_LENGTH": 5, "checkpoint_dir": str(tmp_path / "saved")}
+    per_model = {"SASRec": {"loss_type": "CE", "train_neg_sample_args": None}}
+    (row,) = compare(["SASRec"], "ml-100k", config_dict=small, model_config=per_model)
+    assert row["model"] == "SASRec" and 0.0 <= row["test_result"]["hit@10"] <= 1.0
+
+
 @pytest.mark.parametrize("space_file", sorted(SPACES.glob("*.yaml")), ids=lambda path: path.stem)
 def test_shipped_search_spaces_fit_their_model(space_file):
     spec = load_search_space(str(space_file))

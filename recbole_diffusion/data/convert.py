@@ -17,7 +17,9 @@ test), so each user's chronological order, which T-DiffRec's recency weights rel
 ``seq`` (the last items, padded at the end with the padding id), ``len_seq`` and ``next``, and
 ``data_statis.df`` with ``item_num``, the padding id). Every row becomes one (history, next item)
 example of a sequential benchmark file, so RecBole evaluates exactly the published examples; a row
-whose history is all padding becomes an empty history (RecBole's ``item_length = 0``). All
+whose history is all padding becomes an empty history (RecBole's ``item_length = 0``), which the
+plugin's data preparation turns into length 1 over padding, as the authors store it, so that every
+sequential model reads a valid position (:mod:`recbole_diffusion.data.utils`). All
 ``item_num`` items are declared in an ``.item`` file, so every one of them is a candidate.
 These files are **pickles**: unpickling runs code chosen by whoever wrote them; convert only files
 you trust (the ones published with the paper).

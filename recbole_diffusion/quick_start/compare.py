@@ -119,7 +119,8 @@ def compare(models, dataset, config_file_list=None, config_dict=None, model_conf
     """
     from recbole_diffusion.config import Config
 
-    first = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    first_dict = {**(config_dict or {}), **((model_config or {}).get(models[0], {}))}
+    first = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=first_dict)
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     rows = []
     context = get_context("spawn")

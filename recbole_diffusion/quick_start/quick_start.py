@@ -6,11 +6,12 @@ import sys
 from logging import getLogger
 
 import torch.distributed as dist
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_diffusion.config import Config
+from recbole_diffusion.data.utils import create_plugin_dataset
 from recbole_diffusion.utils import get_trainer, load_checkpoint
 
 
@@ -38,7 +39,7 @@ def build(config):
     # Seed the split too (RecBole seeds before create_dataset), so build(config) is reproducible
     # on its own and matches the split load_data_and_model rebuilds from a checkpoint.
     init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
+    dataset = create_plugin_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
@@ -116,7 +117,7 @@ def load_data_and_model(model_file):
     init_logger(config)
     logger = getLogger()
     logger.info(config)
-    dataset = create_dataset(config)
+    dataset = create_plugin_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
