@@ -79,7 +79,8 @@ def main():
         "show_progress": False,
         "checkpoint_dir": os.path.join(os.path.abspath(args.data_dir), "checkpoints"),  # DreamRec's is re-tested below
     }
-    baseline = {"loss_type": "CE", "train_neg_sample_args": None}  # RecBole's cross-entropy over all items
+    # RecBole's cross-entropy over all items; DreamRec's full-sort batch (~400 rows, not RecBole's one)
+    baseline = {"loss_type": "CE", "train_neg_sample_args": None, "eval_batch_size": 2_000_000}
     per_model = {"SASRec": baseline, "GRU4Rec": baseline}
     # Each finished model is appended to <out>.jsonl at once; a rerun with the same settings reuses
     # it (so models can also run in separate, parallel invocations and one last run prints all).
