@@ -23,7 +23,6 @@ excluded), ``epochs`` is how many ran (best one in brackets). Torch runs on ``--
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,10 +48,7 @@ def run_one(label, length, args):
     import torch
 
     torch.set_num_threads(args.threads)
-    from recbole.utils import init_seed
-
-    from recbole_diffusion.config import Config
-    from recbole_diffusion.quick_start import build
+    from recbole_diffusion.quick_start.compare import measure_run
 
     model_name, overrides = MODELS[label]
     config_dict = {
@@ -68,38 +64,18 @@ def run_one(label, length, args):
         "checkpoint_dir": os.path.join(os.getcwd(), "saved"),
         **overrides,
     }
-    config = Config(model=model_name, dataset=args.dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    _, (train_data, valid_data, test_data), model, trainer = build(config)
-
-    train_seconds, valid_scores = [], []
-    train_epoch = trainer._train_epoch
-
-    def timed_train_epoch(*a, **k):
-        start = time.perf_counter()
-        result = train_epoch(*a, **k)
-        train_seconds.append(time.perf_counter() - start)
-        return result
-
-    def progress(epoch, score):
-        valid_scores.append(score)
-        print(f"    {label} L={length} epoch {epoch}: train {train_seconds[-1]:.0f}s, valid AUC {score:.4f}", file=sys.stderr, flush=True)
-
-    trainer._train_epoch = timed_train_epoch
-    trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=progress)
-    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-    best_epoch = max(range(len(valid_scores)), key=lambda i: valid_scores[i]) + 1
+    run = measure_run(model_name, args.dataset, config_dict=config_dict)
     return {
         "model": label,
         "history": length,
-        "test_auc": float(test_result["auc"]),
-        "test_logloss": float(test_result["logloss"]),
-        "best_valid_auc": float(valid_scores[best_epoch - 1]),
-        "s_per_epoch": sum(train_seconds) / len(train_seconds),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "epochs": len(train_seconds),
-        "best_epoch": best_epoch,
-        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "test_auc": float(run["test_result"]["auc"]),
+        "test_logloss": float(run["test_result"]["logloss"]),
+        "best_valid_auc": float(run["best_valid_result"]["auc"]),
+        "s_per_epoch": run["s_per_epoch"],
+        "peak_rss_mb": run["peak_mem_mb"],
+        "epochs": run["epochs"],
+        "best_epoch": run["best_epoch"],
+        "parameters": run["params"],
     }
 
 
