@@ -160,10 +160,10 @@ def write_internal_order_embeddings(name, config_file, config_dict, source):
     from recbole.data import create_dataset
 
     from recbole_diffusion.config import Config
+    from recbole_diffusion.model.general_recommender.ldiffrec import file_item_embeddings
 
     dataset = create_dataset(Config(model=name, config_file_list=[str(config_file)], config_dict=config_dict))
-    tokens = dataset.id2token(dataset.iid_field, np.arange(1, dataset.item_num)).astype(np.int64)
-    np.save(Path(dataset.dataset_path) / "item_emb.npy", np.load(source)[tokens])
+    np.save(Path(dataset.dataset_path) / "item_emb.npy", file_item_embeddings(dataset, str(source)).astype(np.float32))
 
 
 # ----- one model, in its own process -------------------------------------------------------------
