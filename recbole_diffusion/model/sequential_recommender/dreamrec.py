@@ -26,8 +26,10 @@ Deviations, on purpose:
     - a row with an empty history (RecBole's ``item_length = 0``) reads position 0, whose keys are
       all masked, as the authors' data does with ``len_seq = 1`` over padding;
     - attention scores are scaled by sqrt(d) over all heads, as in the authors' code; the step
-      embedding uses cos-then-sin halves (a permutation of the authors' sin-then-cos, absorbed by the
-      following linear layer); the ``cosine`` schedule is the shared one (no renormalisation).
+      embedding is the shared one: cos-then-sin halves (a permutation of the authors' sin-then-cos,
+      absorbed by the following linear layer) at frequencies 10000^(-i/(d/2)) (the authors' use
+      10000^(-i/(d/2 - 1)): the same range but for the lowest one); the ``cosine`` schedule is the
+      shared one (no renormalisation).
 """
 
 import torch
