@@ -11,10 +11,11 @@ Writes ``benchmarks/results/dreamrec_zhihu.md`` and prints it; finished models a
 """
 
 import argparse
-import json
 import os
 import sys
 import time
+
+from runlog import RunLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ["hit@10", "hit@20", "ndcg@10", "ndcg@20"]
@@ -82,27 +83,16 @@ def main():
     # RecBole's cross-entropy over all items; DreamRec's full-sort batch (~400 rows, not RecBole's one)
     baseline = {"loss_type": "CE", "train_neg_sample_args": None, "eval_batch_size": 2_000_000}
     per_model = {"SASRec": baseline, "GRU4Rec": baseline}
-    # Each finished model is appended to <out>.jsonl at once; a rerun with the same settings reuses
-    # it (so models can also run in separate, parallel invocations and one last run prints all).
-    settings = {"epochs": args.epochs, "threads": args.threads}
-    jsonl = os.path.splitext(args.out)[0] + ".jsonl"
-    done = {}
-    if os.path.isfile(jsonl):
-        with open(jsonl, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                if row.get("settings") == settings:
-                    done[row["model"]] = row
+    # Each finished model is kept in <out>.jsonl at once; a rerun with the same settings reuses it
+    # (so models can also run in separate, parallel invocations and one last run prints all).
+    runs = RunLog(args.out, {"epochs": args.epochs, "threads": args.threads})
     rows = []
     for model in models:
-        if model not in done:
+        row = runs.find(model=model)
+        if row is None:
             (row,) = compare([model], "zhihu-dreamrec", [config_file], shared, per_model)
-            row["settings"] = settings
-            os.makedirs(os.path.dirname(jsonl), exist_ok=True)
-            with open(jsonl, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            done[model] = row
-        rows.append(done[model])
+            runs.add(row)
+        rows.append(row)
 
     lines = [
         "| model | sampler (denoiser calls) | test HR@10 | test HR@20 | test NDCG@10 | test NDCG@20 | epochs | best epoch | s / epoch | s / test pass | peak RSS MiB |",

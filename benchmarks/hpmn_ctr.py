@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from runlog import RunLog
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTER_ONLY = {"inter": ["user_id", "item_id", "rating", "timestamp"]}
 # label -> (model name, config overrides)
@@ -126,23 +128,16 @@ def main():
         return worker(args)
 
     models = list(args.models) + (["DIEN"] if args.with_dien and "DIEN" not in args.models else [])
-    # --out: every finished run is appended to <out>.jsonl at once; a rerun skips the runs found
-    # there (same model, history and settings), so an interrupted benchmark resumes.
+    # --out: every finished run is kept in <out>.jsonl at once; a rerun skips the runs found there
+    # (same model, history and settings), so an interrupted benchmark resumes.
     settings = {key: getattr(args, key) for key in ("dataset", "epochs", "stopping_step", "batch_size", "learning_rate", "seed", "threads")}
-    jsonl = os.path.splitext(args.out)[0] + ".jsonl" if args.out else None
-    done_rows = []
-    if jsonl and os.path.exists(jsonl):
-        with open(jsonl, encoding="utf-8") as f:
-            done_rows = [json.loads(line) for line in f if line.strip()]
+    runs = RunLog(args.out, settings) if args.out else None
     rows = []
     for length in args.lengths:
         for label in models:
-            previous = [
-                row for row in done_rows
-                if row["model"] == label and row["history"] == length and row.get("settings") == settings and "error" not in row
-            ]
+            previous = runs.find(model=label, history=length) if runs else None
             if previous:
-                rows.append(previous[-1])
+                rows.append(previous)
                 continue
             command = [sys.executable, os.path.abspath(__file__), "--worker-model", label, "--worker-length", str(length)]
             for key, value in settings.items():
@@ -158,12 +153,10 @@ def main():
             else:
                 row = json.loads(found[-1])
             row["wall_s"] = time.perf_counter() - start
-            row["settings"] = settings
+            if runs:
+                runs.add(row)
             rows.append(row)
             print(f"    {json.dumps(row)}", file=sys.stderr, flush=True)
-            if jsonl:
-                with open(jsonl, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
     output = table(rows)
     print(output)
     if args.out:

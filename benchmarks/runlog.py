@@ -1,0 +1,31 @@
+"""Finished benchmark runs kept in a JSONL file, so that a rerun (or a parallel invocation) resumes."""
+
+import json
+import os
+
+
+class RunLog:
+    """Rows appended to ``<out>.jsonl`` as each run ends; a row is reused only under the same ``settings``."""
+
+    def __init__(self, out, settings):
+        self.path = os.path.splitext(out)[0] + ".jsonl"
+        self.settings = settings
+
+    def find(self, **key):
+        """The last successful row with these key fields and settings, or None."""
+        if not os.path.isfile(self.path):
+            return None
+        with open(self.path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        matches = [
+            row for row in rows
+            if row.get("settings") == self.settings and "error" not in row and all(row.get(k) == v for k, v in key.items())
+        ]
+        return matches[-1] if matches else None
+
+    def add(self, row):
+        row["settings"] = self.settings
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
