@@ -15,7 +15,8 @@ HR@20 / NDCG@20 under three protocols:
 
 ``--official-log`` reads the output of the authors' ``DreamRec.py`` (validation and test printed every
 10 epochs) and puts the same protocols beside it. The curve of every run is kept in
-``benchmarks/results/dreamrec_selection_<seed>.jsonl``.
+``benchmarks/results/dreamrec_selection_seed<seed>_<sampler>.jsonl`` and reused by a rerun, so seeds can
+run in parallel invocations and a last one prints them all.
 """
 
 import argparse
@@ -83,6 +84,13 @@ def train_curve(config_file, seed, epochs, sampler, path):
     return curve
 
 
+def read_curve(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def read_official_log(path):
     """(epoch, valid HR@20, test HR@20, test NDCG@20) at each evaluation printed by the authors' DreamRec.py."""
     text = open(path, encoding="utf-8").read()
@@ -129,8 +137,11 @@ def main():
     os.makedirs(args.results, exist_ok=True)
     runs = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        path = os.path.join(args.results, f"dreamrec_selection_{seed}.jsonl")
-        runs[f"DreamRec (plugin), seed {seed}, {args.sampler}"] = train_curve(config_file, seed, args.epochs, args.sampler, path)
+        path = os.path.join(args.results, f"dreamrec_selection_seed{seed}_{args.sampler.replace(':', '')}.jsonl")
+        curve = read_curve(path)
+        if len(curve) != args.epochs:  # a finished curve of the same length is reused, not trained again
+            curve = train_curve(config_file, seed, args.epochs, args.sampler, path)
+        runs[f"DreamRec (plugin), seed {seed}, {args.sampler}"] = curve
     if args.official_log:
         runs["official DreamRec.py, ddpm (500)"] = read_official_log(args.official_log)
 
