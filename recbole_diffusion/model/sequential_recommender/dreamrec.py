@@ -23,6 +23,8 @@ What is implemented:
 Deviations, on purpose:
     - evaluation in eval mode (the authors' code samples with dropout on) and, through RecBole, over
       every row, with the padding id never recommended;
+    - training walks RecBole's shuffled epochs (the authors' code draws every batch independently,
+      with replacement across batches);
     - a row with an empty history (RecBole's ``item_length = 0``) reads position 0, whose keys are
       all masked, as the authors' data does with ``len_seq = 1`` over padding;
     - attention scores are scaled by sqrt(d) over all heads, as in the authors' code; the step
