@@ -6,7 +6,7 @@
 Trains DreamRec (the yaml's Zhihu defaults) on the converted Zhihu split and tests *every* epoch,
 beside RecBole's validation, with a fast sampler (DDIM with 25 calls tests within 1 % of the
 paper's 500-step DDPM on this split, see dreamrec_zhihu.py). From each run's curve it prints test
-HR@20 / NDCG@20 under three protocols:
+HR@20 / NDCG@20 under each selection protocol:
 
 - chosen by valid HR@20 at every 10th epoch (the cadence of the authors' code and of
   ``dreamrec_zhihu.py``), and at every epoch;
@@ -52,23 +52,20 @@ def train_curve(config_file, seed, epochs, sampler, path):
     from recbole_diffusion.quick_start.quick_start import build
 
     name, _, steps = sampler.partition(":")
-    config = Config(
-        model="DreamRec",
-        dataset="zhihu-dreamrec",
-        config_file_list=[config_file],
-        config_dict={
-            "seed": seed,
-            "epochs": epochs,
-            "eval_step": 1,
-            "stopping_step": epochs,  # the whole curve: no early stopping
-            "sampler": name,
-            "sampling_steps": int(steps) if steps else 500,
-            "metrics": ["Hit", "NDCG"],
-            "topk": [10, 20],
-            "valid_metric": "Hit@20",
-            "show_progress": False,
-        },
-    )
+    config_dict = {
+        "seed": seed,
+        "epochs": epochs,
+        "eval_step": 1,
+        "stopping_step": epochs,  # the whole curve: no early stopping
+        "sampler": name,
+        "metrics": ["Hit", "NDCG"],
+        "topk": [10, 20],
+        "valid_metric": "Hit@20",
+        "show_progress": False,
+    }
+    if steps:
+        config_dict["sampling_steps"] = int(steps)
+    config = Config(model="DreamRec", dataset="zhihu-dreamrec", config_file_list=[config_file], config_dict=config_dict)
     _, (train_data, valid_data, test_data), model, trainer = build(config)
     curve = []
 
@@ -94,7 +91,8 @@ def read_curve(path):
 
 def read_official_log(path):
     """(epoch, valid HR@20, test HR@20, test NDCG@20) at each evaluation printed by the authors' DreamRec.py."""
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     numbers = r"\s+".join([r"([0-9.]+)"] * 6)
     blocks = re.findall(r"Epoch (\d+);(?:(?!Epoch).)*?VAL PHRASE.*?\n.*?\n" + numbers + r".*?TEST PHRASE.*?\n.*?\n" + numbers, text, re.S)
     return [
