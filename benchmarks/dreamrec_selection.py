@@ -27,6 +27,8 @@ import re
 import statistics
 import sys
 
+from runlog import read_jsonl
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,13 +84,6 @@ def train_curve(config_file, seed, epochs, sampler, path):
     return curve
 
 
-def read_curve(path):
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def read_official_log(path):
     """(epoch, valid HR@20, test HR@20, test NDCG@20) at each evaluation printed by the authors' DreamRec.py."""
     with open(path, encoding="utf-8") as f:
@@ -141,7 +136,7 @@ def main():
     runs = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         path = os.path.join(args.results, f"dreamrec_selection_seed{seed}_{args.sampler.replace(':', '')}.jsonl")
-        curve = read_curve(path)
+        curve = read_jsonl(path)
         if len(curve) != args.epochs:  # a finished curve of the same length is reused, not trained again
             curve = train_curve(config_file, seed, args.epochs, args.sampler, path)
         runs[f"DreamRec (plugin), seed {seed}, {args.sampler}"] = curve

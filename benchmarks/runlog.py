@@ -4,6 +4,14 @@ import json
 import os
 
 
+def read_jsonl(path):
+    """The rows of a JSONL file; none if it does not exist yet."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 class RunLog:
     """Rows appended to ``<out>.jsonl`` as each run ends; a row is reused only under the same ``settings``."""
 
@@ -13,12 +21,8 @@ class RunLog:
 
     def find(self, **key):
         """The last successful row with these key fields and settings, or None."""
-        if not os.path.isfile(self.path):
-            return None
-        with open(self.path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
         matches = [
-            row for row in rows
+            row for row in read_jsonl(self.path)
             if row.get("settings") == self.settings and "error" not in row and all(row.get(k) == v for k, v in key.items())
         ]
         return matches[-1] if matches else None
