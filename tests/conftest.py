@@ -1,8 +1,8 @@
 """Shared fixtures: a clean command line, a scratch working directory, tiny configs.
 
-RecBole's Config reads ``--key=value`` from ``sys.argv``, writes ``log/`` and ``log_tensorboard/``
-into the current directory and checkpoints into ``checkpoint_dir``; every test runs with
-``sys.argv == ['pytest']`` inside its own ``tmp_path`` so nothing lands in the repository.
+RecBole writes ``log/`` and ``log_tensorboard/`` into the current directory and checkpoints into
+``checkpoint_dir``; every test runs with ``sys.argv == ['pytest']`` (RecBole's own Config reads
+``--key=value`` from it) inside its own ``tmp_path``, so nothing lands in the repository.
 """
 
 import sys
@@ -59,6 +59,8 @@ def tiny_config(checkpoint_dir):
             "checkpoint_dir": str(checkpoint_dir),
             "seed": 2020,
             "reproducibility": True,
+            # the tiny DiffRec sizes above; models without these keys (BPR, SASRec ...) ignore them
+            "extra_config_keys": ["dims_dnn", "embedding_size", "steps"],
         }
         config.update(overrides)
         return config

@@ -22,7 +22,7 @@ from recbole_diffusion.model.general_recommender.ldiffrec import (
 )
 from recbole_diffusion.model.general_recommender.ltdiffrec import LTDiffRec
 from recbole_diffusion.quick_start import build, load_data_and_model, run_recbole_diffusion
-from recbole_diffusion.trainer import LDiffRecTrainer, SafeCheckpointMixin
+from recbole_diffusion.trainer import LDiffRecTrainer, SafeTrainingMixin
 from recbole_diffusion.utils import ConfigError, get_trainer
 
 N_ITEMS = 1682  # ml-100k items (internal ids 1..1682; 0 is padding)
@@ -198,7 +198,7 @@ def test_two_learning_rates_in_two_param_groups(name, cls, train_dataset):
     config = make_config(name, n_cate=1, lr1=0.003, lr2=0.0007, wd1=0.01, wd2=0.02)
     model = cls(config, train_dataset)
     trainer_class = get_trainer(model.type, name, cls)
-    assert trainer_class is LDiffRecTrainer and issubclass(trainer_class, SafeCheckpointMixin)
+    assert trainer_class is LDiffRecTrainer and issubclass(trainer_class, SafeTrainingMixin)
     trainer = trainer_class(config, model)
     assert isinstance(trainer.optimizer, torch.optim.AdamW)
     groups = trainer.optimizer.param_groups

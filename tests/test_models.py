@@ -104,17 +104,20 @@ def test_checkpoint_round_trip(model_name, tiny_config, checkpoint_dir, monkeypa
     assert torch.equal(actual, expected)
 
 
-def test_checkpoints_load_weights_only(tiny_config):
-    """The checkpoint reads with ``weights_only=True`` and no part of the package turns it off."""
+def test_checkpoints_hold_plain_data(tiny_config):
+    """A plain ``torch.load(weights_only=True)`` with no allow-list reads the checkpoint, and the
+    Config rebuilds from its values; no part of the package turns the protection off."""
     result = run_recbole_diffusion(model="TDiffRec", dataset="ml-100k", config_dict=tiny_config())
-    checkpoint = recbole_diffusion.utils.checkpoint.load_checkpoint(result["saved_model_file"])
-    assert checkpoint["config"]["model"] == "TDiffRec"
-    assert checkpoint["config"].model_class is TDiffRec
-    assert "diffusion.loss_history" in checkpoint["state_dict"]
-    with pytest.raises(Exception):  # without the allow-list the weights-only unpickler refuses the Config
-        torch.load(result["saved_model_file"], weights_only=True)
+    raw = torch.load(result["saved_model_file"], weights_only=True)
+    assert raw["config"]["final_config_dict"]["model"] == "TDiffRec"
+    assert raw["config"]["final_config_dict"]["MODEL_TYPE"] == {"__enum__": ["ModelType", "GENERAL"]}
+    assert "diffusion.loss_history" in raw["state_dict"]
+    config = Config.from_data(raw["config"])
+    assert config.model_class is TDiffRec and config["steps"] == 5
     package = Path(recbole_diffusion.utils.checkpoint.__file__).parents[1]
-    offenders = [str(p) for p in package.rglob("*.py") if "weights_only=False" in p.read_text(encoding="utf-8")]
+    offenders = [
+        str(p) for p in package.rglob("*.py") if "weights_only=False" in p.read_text(encoding="utf-8") or "safe_globals" in p.read_text(encoding="utf-8")
+    ]
     assert offenders == []
 
 

@@ -23,7 +23,7 @@ import recbole_diffusion.utils
 from recbole_diffusion.model.general_recommender.diffrec import DiffRec
 from recbole_diffusion.model.general_recommender.tdiffrec import TDiffRec
 from recbole_diffusion.quick_start import load_data_and_model, run_recbole_diffusion
-from recbole_diffusion.trainer import SafeCheckpointMixin
+from recbole_diffusion.trainer import SafeTrainingMixin
 
 RECBOLE_DIFFREC = recbole.model.general_recommender.diffrec.DiffRec
 
@@ -41,10 +41,10 @@ def test_plugin_get_model_prefers_the_plugin():
     assert recbole_diffusion.utils.get_model("BPR") is recbole.utils.get_model("BPR")
 
 
-def test_recbole_trainer_is_registered_with_safe_checkpoints():
+def test_recbole_trainer_is_registered_with_safe_training():
     trainer = recbole.utils.get_trainer(ModelType.GENERAL, "TDiffRec")
     assert trainer is recbole.trainer.TDiffRecTrainer
-    assert issubclass(trainer, SafeCheckpointMixin) and issubclass(trainer, recbole.trainer.Trainer)
+    assert issubclass(trainer, SafeTrainingMixin) and issubclass(trainer, recbole.trainer.Trainer)
     assert not hasattr(recbole.trainer, "DiffRecTrainer")  # RecBole's DiffRec keeps RecBole's choice
 
 

@@ -1,9 +1,19 @@
 """The plugin's Config: RecBole's, with plugin-first model lookup and early validation."""
 
-import recbole.config
+from logging import getLogger
 
+import torch
+
+import recbole.config
+from recbole.utils import ModelType
+
+from recbole_diffusion.config.arguments import parse_value
+from recbole_diffusion.config.validation import PLUGIN_RUN_DEFAULTS, check_known_keys, check_values
+from recbole_diffusion.utils.checkpoint import data_to_config
 from recbole_diffusion.utils.checks import ConfigError
 from recbole_diffusion.utils.utils import RECBOLE_PREFIX, get_model
+
+DEFAULT_DATASET = "ml-100k"  # ships inside RecBole: runs without a download
 
 
 class Config(recbole.config.Config):
@@ -14,9 +24,14 @@ class Config(recbole.config.Config):
       stays ``<Name>`` so that RecBole's name-based choices apply to it unchanged.
     - The plugin's defaults (``properties/overall.yaml`` and ``properties/model/<Name>.yaml``) are
       loaded for plugin models (see :mod:`recbole_diffusion.hooks`).
-    - A model's ``check_config(config)`` runs here, so bad values fail before data or training.
-    - Pickled without the model class (it is looked up again on load), so a checkpoint needs no
-      model class in its allow-list.
+    - The command line is not read here (the entry script passes its ``--key=value`` overrides as
+      ``config_dict``), and strings are parsed as literals, never ``eval``-ed.
+    - Before any data is loaded: an unknown key fails with the nearest known ones, generic values
+      (epochs, learning rates, batch sizes, dropouts, sizes, types) are checked, then the model's
+      ``check_config(config)``; every error names the key and the value.
+    - CE-loss sequential models get ``train_neg_sample_args: None`` unless the user set it
+      (RecBole's own default refuses them).
+    - ``from_data()``: the Config a checkpoint stored as plain values (:func:`..utils.checkpoint.config_as_data`).
     """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
@@ -24,19 +39,42 @@ class Config(recbole.config.Config):
             super().__init__(model, dataset, config_file_list, config_dict)
         except NotImplementedError as error:
             raise self._evaluation_error(error) from error
+        check_known_keys(self)
+        check_values(self)
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)
 
+    def _load_cmd_line(self):
+        return {}
+
+    def _convert_config_dict(self, config_dict):
+        return {key: parse_value(value) for key, value in config_dict.items()}
+
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self._external_model_name()
+        if dataset is None and "dataset" not in self.external_config_dict:
+            dataset = DEFAULT_DATASET
         if isinstance(model, str):
             self.model_spec = model
             model_class = get_model(model)
             return super()._get_model_and_dataset(model_class, dataset)
         self.model_spec = model.__name__
         return super()._get_model_and_dataset(model, dataset)
+
+    def _get_final_config_dict(self):
+        final = {**PLUGIN_RUN_DEFAULTS, **super()._get_final_config_dict()}
+        cross_entropy_sequential = final["MODEL_TYPE"] == ModelType.SEQUENTIAL and final.get("loss_type") == "CE"
+        if cross_entropy_sequential and final.get("train_neg_sample_args") is not None:
+            if "train_neg_sample_args" in self.external_config_dict:
+                raise ConfigError(
+                    f"config key 'train_neg_sample_args' = {final['train_neg_sample_args']!r}: {self.model} with "
+                    "loss_type CE scores all items and samples no negatives; set it to None (~ in yaml)"
+                )
+            final["train_neg_sample_args"] = None
+            getLogger().info(f"{self.model} uses loss_type CE: train_neg_sample_args set to None (no negative sampling)")
+        return final
 
     def _evaluation_error(self, error):
         """RecBole's refusal of an evaluation setting, restated with the keys and values involved."""
@@ -53,21 +91,34 @@ class Config(recbole.config.Config):
         except KeyError:
             raise KeyError("model needs to be given: as an argument, in a config file, a config dict or --model=") from None
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("model_class", None)
-        state.pop("yaml_loader", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.model_class = get_model(self.model_spec)
-        self.yaml_loader = self._build_yaml_loader()
-        # RecBole's numpy aliases (np.float, ...), which its metrics use, are set up when a Config
-        # is built; a process that only unpickles one (load_data_and_model) needs them too.
-        self.compatibility_settings()
-
     @property
     def model_label(self):
         """The model as the user named it (``recbole.DiffRec`` vs ``DiffRec``), for logs and tables."""
         return self.model_spec if self.model_spec.startswith(RECBOLE_PREFIX) else self["model"]
+
+    @classmethod
+    def from_data(cls, data, device=None):
+        """The Config a checkpoint stored (:func:`~recbole_diffusion.utils.checkpoint.config_as_data`),
+        rebuilt from its values without running any of them.
+
+        ``device`` (e.g. ``"cpu"``) places the model; by default the stored device where this
+        machine has it, else the CPU. The run is rebuilt as a single process.
+        """
+        config = cls.__new__(cls)
+        config.model_spec = data["model_spec"]
+        config.model_class = get_model(config.model_spec)
+        config.yaml_loader = config._build_yaml_loader()
+        config._init_parameters_category()
+        final = data_to_config(data["final_config_dict"])
+        config.model, config.dataset = final["model"], final["dataset"]
+        config.final_config_dict = final
+        config.internal_config_dict, config.external_config_dict = {}, {}
+        stored = final.get("device") or torch.device("cpu")
+        if device is None:
+            device = stored if stored.type == "cpu" or torch.cuda.is_available() else torch.device("cpu")
+        final.update(device=torch.device(device), single_spec=True, local_rank=0)
+        final["use_gpu"] = final["device"].type == "cuda"
+        # RecBole's numpy aliases (np.float, ...), which its metrics use, are set up when a Config
+        # is built; a process that only loads a checkpoint needs them too.
+        config.compatibility_settings()
+        return config

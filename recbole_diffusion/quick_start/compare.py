@@ -120,17 +120,43 @@ def compare(models, dataset, config_file_list=None, config_dict=None, model_conf
     from recbole_diffusion.config import Config
 
     first_dict = {**(config_dict or {}), **((model_config or {}).get(models[0], {}))}
+    extra_keys = keys_for_other_models(models, dataset, config_file_list, config_dict or {}, model_config or {})
+    first_dict["extra_config_keys"] = extra_keys[models[0]]
     first = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=first_dict)
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     rows = []
     context = get_context("spawn")
     for model in models:
         overrides = {**shared, **(config_dict or {}), **((model_config or {}).get(model, {}))}
+        overrides["extra_config_keys"] = extra_keys[model]
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             rows.append(pool.submit(_measure_in_child, model, dataset, config_file_list, overrides).result())
     if output_dir:
         write_report(rows, output_dir)
     return rows
+
+
+def keys_for_other_models(models, dataset, config_file_list, config_dict, model_config):
+    """{model: the keys of ``config_dict`` it does not know but another compared model does}.
+
+    One command line configures every compared model (``--steps=5`` for DiffRec beside BPR); a key
+    that no compared model knows is still a typo and fails, naming the key.
+    """
+    from recbole_diffusion.config import Config
+    from recbole_diffusion.config.validation import known_keys, unknown_key_error
+
+    shared = [key for key in config_dict if key != "extra_config_keys"]
+    declared = list(config_dict.get("extra_config_keys") or [])
+    configs, unknown = {}, {}  # one Config per model: its known keys, and its own errors before any training
+    for model in models:
+        own = {**config_dict, **model_config.get(model, {}), "extra_config_keys": declared + shared}
+        configs[model] = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=own)
+        unknown[model] = [key for key in shared if key not in known_keys(configs[model], declared=False) and key not in declared]
+    for key in shared:
+        if all(key in unknown[model] for model in models):
+            known = set.union(*(known_keys(config, declared=False) for config in configs.values()))
+            raise unknown_key_error(key, config_dict[key], " / ".join(models), known)
+    return {model: declared + unknown[model] for model in models}
 
 
 def metric_names(rows):

@@ -13,6 +13,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.utils import create_plugin_dataset
 from recbole_diffusion.utils import get_trainer, load_checkpoint
+from recbole_diffusion.utils.checkpoint import data_to_state
 
 
 def run(model, dataset, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
@@ -109,10 +110,14 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     }
 
 
-def load_data_and_model(model_file):
-    """Config, model (with the checkpoint's weights and state), dataset and dataloaders of a checkpoint."""
-    checkpoint = load_checkpoint(model_file)
-    config = checkpoint["config"]
+def load_data_and_model(model_file, device=None):
+    """Config, model (with the checkpoint's weights and state), dataset and dataloaders of a checkpoint.
+
+    ``device`` (``"cpu"``, ``"cuda:1"`` ...) places the model; by default the device the checkpoint
+    was trained on where this machine has it, else the CPU.
+    """
+    checkpoint = load_checkpoint(model_file, map_location="cpu")
+    config = Config.from_data(checkpoint["config"], device=device)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -123,5 +128,5 @@ def load_data_and_model(model_file):
     init_seed(config["seed"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])
-    model.load_other_parameter(checkpoint.get("other_parameter"))
+    model.load_other_parameter(data_to_state(checkpoint.get("other_parameter")))
     return config, model, dataset, train_data, valid_data, test_data

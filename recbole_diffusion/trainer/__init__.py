@@ -1,3 +1,9 @@
-from recbole_diffusion.trainer.trainer import LDiffRecTrainer, LTDiffRecTrainer, SafeCheckpointMixin, with_safe_checkpoints
+from recbole_diffusion.trainer.trainer import (
+    LDiffRecTrainer,
+    LTDiffRecTrainer,
+    SafeTrainingMixin,
+    TrainingDivergedError,
+    with_safe_training,
+)
 
-__all__ = ["LDiffRecTrainer", "LTDiffRecTrainer", "SafeCheckpointMixin", "with_safe_checkpoints"]
+__all__ = ["LDiffRecTrainer", "LTDiffRecTrainer", "SafeTrainingMixin", "TrainingDivergedError", "with_safe_training"]

@@ -1,16 +1,26 @@
 """Trainers of the plugin."""
 
+import math
+
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_diffusion.utils.checkpoint import load_checkpoint, save_checkpoint
+from recbole_diffusion.utils.checkpoint import config_as_data, data_to_state, load_checkpoint, save_checkpoint, state_to_data
 
 
-class SafeCheckpointMixin:
-    """RecBole's checkpointing, made to work on torch >= 2.6 (see :mod:`..utils.checkpoint`).
+class TrainingDivergedError(RuntimeError):
+    """A training loss that is not finite or exploded: the run stops before it can save a "best"."""
 
-    Mixed in front of any RecBole trainer: same checkpoint contents, saved with the default
-    pickle protocol and read with ``weights_only=True``.
+
+class SafeTrainingMixin:
+    """Mixed in front of any RecBole trainer (see :func:`with_safe_training`).
+
+    - Checkpoints hold data only (:mod:`..utils.checkpoint`): the config as plain values, tensors,
+      and ``other_parameter()`` state converted to tensors, so every RecBole model (ItemKNN and EASE
+      keep scipy/numpy state) reloads its best checkpoint under a weights-only load.
+    - A training loss that is NaN / infinite, or above ``divergence_factor`` x max(|first batch
+      loss|, 1), stops the run (:class:`TrainingDivergedError`) naming the epoch, the loss and the
+      learning rate, before a diverged model can become the best checkpoint.
     """
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -18,12 +28,12 @@ class SafeCheckpointMixin:
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         state = {
-            "config": self.config,
+            "config": config_as_data(self.config),
             "epoch": epoch,
             "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),  # a numpy scalar would need numpy allow-listed
+            "best_valid_score": float(self.best_valid_score),
             "state_dict": self.model.state_dict(),
-            "other_parameter": self._other_parameters(),
+            "other_parameter": state_to_data(self._other_parameters(), "other_parameter"),
             "optimizer": self.optimizer.state_dict(),
         }
         save_checkpoint(state, saved_model_file)
@@ -33,8 +43,7 @@ class SafeCheckpointMixin:
     def _other_parameters(self):
         """The model's ``other_parameter()`` less the entries that are its own submodules.
 
-        RecBole's DIN and DIEN list their embedding layer there, so RecBole pickles the whole
-        module, which no weights-only load can read; its weights are in the state dict already.
+        RecBole's DIN and DIEN list their embedding layer there; its weights are in the state dict.
         """
         submodules = {id(module) for module in self.model.modules()}
         return {key: value for key, value in self.model.other_parameter().items() if id(value) not in submodules}
@@ -42,7 +51,7 @@ class SafeCheckpointMixin:
     def _load_model_state(self, checkpoint_file):
         checkpoint = load_checkpoint(checkpoint_file, map_location=self.device)
         self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.model.load_other_parameter(data_to_state(checkpoint.get("other_parameter")))
         return checkpoint
 
     def resume_checkpoint(self, resume_file):
@@ -61,15 +70,38 @@ class SafeCheckpointMixin:
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
+    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+        self._divergence_epoch, self._divergence_batch = epoch_idx, 0
+        return super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
 
-def with_safe_checkpoints(trainer_class):
-    """``trainer_class`` with :class:`SafeCheckpointMixin` in front (itself if it has it)."""
-    if issubclass(trainer_class, SafeCheckpointMixin):
+    def _check_nan(self, loss):
+        """RecBole calls this on every batch loss before the backward pass."""
+        value = float(loss.detach())  # RecBole's own loss bookkeeping syncs on every batch already
+        self._divergence_batch = getattr(self, "_divergence_batch", 0) + 1
+        reference = getattr(self, "_first_batch_loss", None)
+        if reference is None and math.isfinite(value):
+            self._first_batch_loss = reference = value
+        factor = self.config["divergence_factor"]
+        exploded = factor is not None and reference is not None and abs(value) > factor * max(abs(reference), 1.0)
+        if math.isfinite(value) and not exploded:
+            return
+        rates = {key: self.config[key] for key in ("learning_rate", "lr1", "lr2") if self.config[key] is not None}
+        raise TrainingDivergedError(
+            f"training diverged at epoch {getattr(self, '_divergence_epoch', 0)}, batch {self._divergence_batch}: "
+            f"loss = {value:.4g} (first batch: {reference if reference is None else f'{reference:.4g}'}"
+            f", divergence_factor = {factor}). Lower the learning rate ({', '.join(f'{k} = {v}' for k, v in rates.items())})"
+            "; no checkpoint of the diverged model was kept as best"
+        )
+
+
+def with_safe_training(trainer_class):
+    """``trainer_class`` with :class:`SafeTrainingMixin` in front (itself if it has it)."""
+    if issubclass(trainer_class, SafeTrainingMixin):
         return trainer_class
-    return type(trainer_class.__name__, (SafeCheckpointMixin, trainer_class), {"__module__": __name__})
+    return type(trainer_class.__name__, (SafeTrainingMixin, trainer_class), {"__module__": __name__})
 
 
-class LDiffRecTrainer(SafeCheckpointMixin, Trainer):
+class LDiffRecTrainer(SafeTrainingMixin, Trainer):
     """RecBole's trainer for L-DiffRec / LT-DiffRec (Wang et al., SIGIR 2023, Sec. 3.4).
 
     - One optimiser (RecBole's ``learner``, AdamW by default as in the authors' code) with two

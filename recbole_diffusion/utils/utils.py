@@ -67,7 +67,7 @@ def get_trainer(model_type, model_name, model_class=None):
 
     Whatever the choice, checkpoints are written and read the way that works on torch >= 2.6.
     """
-    from recbole_diffusion.trainer import with_safe_checkpoints
+    from recbole_diffusion.trainer import with_safe_training
 
     plugin_trainers = importlib.import_module("recbole_diffusion.trainer")
     trainer = None
@@ -75,4 +75,4 @@ def get_trainer(model_type, model_name, model_class=None):
         trainer = getattr(plugin_trainers, model_name + "Trainer", None)
     if trainer is None:
         trainer = recbole.utils.get_trainer(model_type, model_name)
-    return with_safe_checkpoints(trainer)
+    return with_safe_training(trainer)

@@ -1,0 +1,64 @@
+"""The command line of ``run_recbole_diffusion.py``: the plugin's flags, then RecBole's ``--key=value``.
+
+The entry script reads the command line here, once, and hands the ``--key=value`` overrides to
+the run, the comparison or every search trial as a config dict; the plugin's Config never reads
+``sys.argv`` itself (so a benchmark script's own flags never leak into a model's config).
+"""
+
+import argparse
+import ast
+
+from recbole_diffusion.utils.checks import ConfigError
+
+
+def build_parser(description=None):
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    parser.add_argument("--model", "-m", type=str, default="DiffRec", help="model name")
+    parser.add_argument("--dataset", "-d", type=str, default=None, help="dataset name (default: the config files', else ml-100k)")
+    parser.add_argument("--config_files", type=str, default=None, help="space-separated config files")
+    parser.add_argument("--nproc", type=int, default=1, help="number of processes")
+    parser.add_argument("--ip", type=str, default="localhost", help="master node ip")
+    parser.add_argument("--port", type=str, default="5678", help="master node port")
+    parser.add_argument("--world_size", type=int, default=-1, help="total number of jobs")
+    parser.add_argument("--group_offset", type=int, default=0, help="global rank offset of this group")
+    parser.add_argument("--tune", type=str, default=None, help="search-space yaml: run a Ray Tune search")
+    parser.add_argument("--ray_address", type=str, default=None, help="join this Ray cluster (default: a new local Ray)")
+    parser.add_argument("--tune_dir", type=str, default="ray_results", help="where searches are stored")
+    parser.add_argument("--tune_name", type=str, default=None, help="search name (default: MODEL-DATASET)")
+    parser.add_argument("--resume", action="store_true", help="resume the search of that name")
+    parser.add_argument("--compare", type=str, default=None, help="comma-separated models to compare")
+    parser.add_argument("--output", type=str, default="comparison", help="directory of the comparison report")
+    return parser
+
+
+def parse_value(text):
+    """A command-line or config-dict string as a Python literal (never ``eval``): numbers, lists,
+    dicts, ``None``, ``true`` / ``false`` in any case; anything else stays a string."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        lowered = text.strip().lower()
+        return {"true": True, "false": False}.get(lowered, text)
+
+
+def parse_command_line(argv, description=None):
+    """``(args, overrides)``: the plugin's flags, and the ``--key=value`` config overrides.
+
+    Anything else (``--epochs 5`` without ``=``, a stray word) fails, naming the argument: RecBole
+    would ignore it with a warning and train with the default.
+    """
+    args, rest = build_parser(description).parse_known_args(argv)
+    overrides = {}
+    for arg in rest:
+        name, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not (name and sep):
+            raise ConfigError(f"command line argument {arg!r}: config overrides are written --key=value")
+        if name in overrides and overrides[name] != parse_value(value):
+            raise ConfigError(f"command line gives --{name} twice, with different values")
+        overrides[name] = parse_value(value)
+    args.config_file_list = args.config_files.strip().split(" ") if args.config_files else None
+    return args, overrides
