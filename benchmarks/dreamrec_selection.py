@@ -66,7 +66,7 @@ def train_curve(config_file, seed, epochs, sampler, path):
         "show_progress": False,
     }
     if steps:
-        config_dict["sampling_steps"] = int(steps)
+        config_dict["inference_steps"] = int(steps)
     config = Config(model="DreamRec", dataset="zhihu-dreamrec", config_file_list=[config_file], config_dict=config_dict)
     _, (train_data, valid_data, test_data), model, trainer = build(config)
     curve = []

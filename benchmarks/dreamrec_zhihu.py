@@ -48,12 +48,12 @@ def sampler_rows(saved_model_file, samplers):
     for spec in samplers:
         name, _, steps = spec.partition(":")
         model.sampler = name
-        model.sampling_steps = int(steps) if steps else model.diffusion.steps
+        model.inference_steps = int(steps) if steps else model.diffusion.steps
         torch.manual_seed(config["seed"])
         start = time.perf_counter()
         result = trainer.evaluate(test_data, load_best_model=False)
         seconds = time.perf_counter() - start
-        rows.append({"sampler": spec, "calls": model.sampling_steps, "result": dict(result), "s_per_eval": seconds})
+        rows.append({"sampler": spec, "calls": model.inference_steps, "result": dict(result), "s_per_eval": seconds})
     return rows
 
 

@@ -88,7 +88,7 @@ def zhihu_dir(tmp_path):
 def test_dreamrec_examples_are_loaded_exactly(tmp_path, zhihu_dir):
     src, frames = zhihu_dir
     config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu")
-    config, dataset, (train, valid, test) = load("DreamRec", config_file, embedding_size=8, steps=5, sampling_steps=5)
+    config, dataset, (train, valid, test) = load("DreamRec", config_file, embedding_size=8, steps=5, inference_steps=5)
     assert [len(train.dataset), len(valid.dataset), len(test.dataset)] == [120, 30, 24]
     assert dataset.item_num == 40 + 1  # every published item is a candidate, plus RecBole's padding
     lengths = test.dataset.inter_feat[config["ITEM_LIST_LENGTH_FIELD"]].numpy()
@@ -119,7 +119,7 @@ def test_empty_histories_train_recbole_sequential_models(tmp_path, zhihu_dir, mo
     small = {
         "SASRec": {"hidden_size": 8, "inner_size": 8, "n_layers": 1, "n_heads": 1, "loss_type": "CE", "train_neg_sample_args": None},
         "GRU4Rec": {"embedding_size": 8, "hidden_size": 8, "loss_type": "CE", "train_neg_sample_args": None},
-        "DreamRec": {"embedding_size": 8, "steps": 5, "sampling_steps": 5},
+        "DreamRec": {"embedding_size": 8, "steps": 5, "inference_steps": 5},
     }[model]
     config_dict = {"epochs": 1, "topk": [10], "valid_metric": "Hit@10", "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"), **small}
     config = Config(model=model, config_file_list=[config_file], config_dict=config_dict)

@@ -16,7 +16,7 @@ from recbole_diffusion.utils import ConfigError
 def dream_config(tiny_config):
     def make(**overrides):
         return tiny_config(
-            **{"embedding_size": 8, "steps": 10, "sampling_steps": 10, "MAX_ITEM_LIST_LENGTH": 5, "train_batch_size": 1024, **overrides}
+            **{"embedding_size": 8, "steps": 10, "inference_steps": 10, "MAX_ITEM_LIST_LENGTH": 5, "train_batch_size": 1024, **overrides}
         )
 
     return make
@@ -113,7 +113,7 @@ def test_null_condition_is_trained_only_when_dropped(dream_config, uncond_prob, 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 def test_training_runs_and_checkpoint_reloads_to_identical_scores(dream_config, sampler):
     result = run_recbole_diffusion(
-        model="DreamRec", dataset="ml-100k", config_dict=dream_config(sampler=sampler, sampling_steps=4 if sampler == "ddim" else 10)
+        model="DreamRec", dataset="ml-100k", config_dict=dream_config(sampler=sampler, inference_steps=4 if sampler == "ddim" else 10)
     )
     for value in result["test_result"].values():
         assert 0.0 <= value <= 1.0
@@ -140,7 +140,7 @@ def test_training_runs_and_checkpoint_reloads_to_identical_scores(dream_config, 
         ({"uncond_prob": -0.1}, "uncond_prob"),
         ({"noise_schedule": "quadratic"}, "noise_schedule"),
         ({"sampler": "euler"}, "sampler"),
-        ({"sampling_steps": 11}, "sampling_steps"),
+        ({"inference_steps": 11, "sampler": "ddim"}, "inference_steps"),
     ],
 )
 def test_bad_config_stops_with_the_key_and_value(dream_config, overrides, key):

@@ -116,8 +116,10 @@ class GaussianDiffusion(nn.Module):
         alphas_cumprod = torch.cumprod(alphas, 0)
         alphas_cumprod_prev = torch.cat([alphas_cumprod.new_ones(1), alphas_cumprod[:-1]])
         posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
-        # The variance at t=0 is 0; its log is clipped to the next one, as in DDPM's code.
-        posterior_log_variance = torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]]))
+        # The variance at t=0 is 0; its log is clipped to the next one, as in DDPM's code (with a
+        # single step there is none: beta_1, never used, since no noise is added at t=0).
+        first = posterior_variance[1:2] if self.steps > 1 else betas[:1]
+        posterior_log_variance = torch.log(torch.cat([first, posterior_variance[1:]]))
         buffers = {
             "betas": betas,
             "alphas_cumprod": alphas_cumprod,
@@ -256,6 +258,18 @@ class GaussianDiffusion(nn.Module):
                 mean = mean + torch.exp(0.5 * log_variance) * torch.randn_like(x_t)
             x_t = mean
         return x_t
+
+    def reverse_process(self, denoise, x_t, inference_steps=None, sampling_noise=False):
+        """x_0 from ``x_t`` with ``inference_steps`` denoiser calls (``None``: all T).
+
+        All T: the posterior-mean chain (:meth:`p_sample_loop`, the papers' inference). Fewer:
+        DDIM over that many strided timesteps, deterministic (``eta = 0``), or with
+        ``sampling_noise`` stochastic (``eta = 1``).
+        """
+        if inference_steps is None or inference_steps == self.steps:
+            return self.p_sample_loop(denoise, x_t, sampling_noise)
+        timesteps = strided_timesteps(self.steps, inference_steps)
+        return self.ddim_sample_loop(denoise, x_t, timesteps, eta=1.0 if sampling_noise else 0.0)
 
     def ddim_sample_loop(self, denoise, x_t, timesteps, eta=0.0):
         """DDIM sampling (Song et al. 2021, Eq. (12)) over the descending ``timesteps``.

@@ -16,12 +16,23 @@ def require_choice(config, key, choices):
     require(config[key] in choices, key, config[key], f"must be one of {list(choices)}")
 
 
-def require_sampling_steps(config, low):
-    """``sampling_steps`` must be an integer in [low, steps]."""
+def require_inference_steps(config):
+    """``inference_steps`` (denoiser calls at inference) must be None (= steps) or an integer in [1, steps]."""
+    value, steps = config["inference_steps"], config["steps"]
+    require(
+        value is None or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= steps),
+        "inference_steps",
+        value,
+        f"must be None (all steps) or an integer in [1, steps = {steps}]",
+    )
+
+
+def require_sampling_steps(config):
+    """``sampling_steps`` (T', the noising of the history before the reverse process) must be an integer in [0, steps]."""
     value, steps = config["sampling_steps"], config["steps"]
     require(
-        isinstance(value, int) and low <= value <= steps,
+        isinstance(value, int) and 0 <= value <= steps,
         "sampling_steps",
         value,
-        f"must be an integer in [{low}, steps = {steps}]",
+        f"must be an integer in [0, steps = {steps}]",
     )

@@ -42,7 +42,8 @@ dropout*, the authors' reconstruction target.
 
 Inference (the authors' ``inference.py``): encode the history (z = mu, no dropout), optionally
 noise it for T' = ``sampling_steps`` steps, run the T reverse steps from it (posterior means, or
-ancestral sampling with ``sampling_noise``), decode; the scores are put back into item-id order
+ancestral sampling with ``sampling_noise``; or, beyond the paper, ``inference_steps`` strided DDIM
+steps as DiffRec does), decode; the scores are put back into item-id order
 (``full_sort_predict``; ``predict`` gathers the requested items from them).
 
 Layer-size conventions of the authors' code, kept:
@@ -323,6 +324,7 @@ class LDiffRec(DiffRec):
         GeneralRecommender.__init__(self, config, dataset)
         self.check_config(config)
         self.sampling_steps = config["sampling_steps"]
+        self.inference_steps = config["inference_steps"]
         self.sampling_noise = config["sampling_noise"]
         self.reweight = config["reweight"]
         self.lamda = config["lamda"]

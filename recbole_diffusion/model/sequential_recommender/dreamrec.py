@@ -16,7 +16,7 @@ What is implemented:
       ``uncond_prob`` (p_u) in training; sampling uses x̂_0 = (1 + w) f(x_t, c, t) - w f(x_t, ∅, t),
       w = ``guidance_weight``, Eq. (8);
     - generation from x_T ~ N(0, I) by the DDPM posterior step (``sampler: ddpm``, T denoiser calls)
-      or, beyond the paper, by deterministic DDIM over ``sampling_steps`` strided steps
+      or, beyond the paper, by deterministic DDIM over ``inference_steps`` strided steps
       (``sampler: ddim``, Song et al. 2021); the oracle embedding scores every item by inner
       product (``full_sort_predict``), Sec. 4.2.
 
@@ -49,7 +49,7 @@ from recbole_diffusion.model.diffusion import (
     strided_timesteps,
 )
 from recbole_diffusion.model.layers import GuidedMLPDenoiser
-from recbole_diffusion.utils.checks import require, require_choice, require_sampling_steps
+from recbole_diffusion.utils.checks import require, require_choice, require_inference_steps
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -105,7 +105,8 @@ class DreamRec(SequentialRecommender):
         require_choice(config, "denoiser_type", GuidedMLPDenoiser.KINDS)
         require(config["guidance_weight"] >= 0, "guidance_weight", config["guidance_weight"], "must be >= 0")
         require(0 <= config["uncond_prob"] < 1, "uncond_prob", config["uncond_prob"], "must be in [0, 1)")
-        require_sampling_steps(config, low=1)
+        if config["sampler"] == "ddim":  # the DDPM sampler always makes T calls
+            require_inference_steps(config)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -114,7 +115,7 @@ class DreamRec(SequentialRecommender):
         self.guidance_weight = config["guidance_weight"]
         self.uncond_prob = config["uncond_prob"]
         self.sampler = config["sampler"]
-        self.sampling_steps = config["sampling_steps"]
+        self.inference_steps = config["inference_steps"] or config["steps"]
         self.item_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
         self.null_condition = nn.Parameter(torch.randn(1, hidden))
         nn.init.normal_(self.item_embedding.weight, 0, 1)
@@ -158,7 +159,7 @@ class DreamRec(SequentialRecommender):
         noise = torch.randn_like(condition)
         if self.sampler == "ddpm":
             return self.diffusion.p_sample_loop(denoise, noise, sampling_noise=True)
-        timesteps = strided_timesteps(self.diffusion.steps, self.sampling_steps)
+        timesteps = strided_timesteps(self.diffusion.steps, self.inference_steps)
         return self.diffusion.ddim_sample_loop(denoise, noise, timesteps)
 
     def full_sort_predict(self, interaction):
