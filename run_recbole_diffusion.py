@@ -10,18 +10,20 @@
         train each model on the same data and seed; write a table (md, csv) and a plot (html)
 """
 
+import os
 import sys
 
 import pandas as pd
 
 from recbole_diffusion.config.arguments import parse_command_line
 from recbole_diffusion.quick_start import run
+from recbole_diffusion.quick_start.tune import SearchError
 from recbole_diffusion.trainer import TrainingDivergedError
 from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
-# Failures that are the input's, not the code's: one clear line, exit status 1, no traceback.
-USER_ERRORS = (ConfigError, CheckpointError, TrainingDivergedError)
+# Failures that say what went wrong in one line: exit status 1, no traceback.
+USER_ERRORS = (ConfigError, CheckpointError, TrainingDivergedError, SearchError)
 
 
 def tune(args, overrides):
@@ -32,11 +34,12 @@ def tune(args, overrides):
         storage_path=args.tune_dir, name=args.tune_name, resume=args.resume,
     )
     with pd.option_context("display.max_columns", None, "display.width", 200):
-        print(trials.drop(columns="error").to_string(index=False))
-    print(f"\nbest config: {best['config']}")
+        print(trials.drop(columns=["error", "checkpoint", "trial_dir"]).to_string(index=False))
+    print(f"\nbest config: {best['config']} ({best['status']})")
     print(f"best valid ({best['valid_metric']}): {best['valid']}")
     print(f"its test: {best['test']}")
-    print(f"all trials: {args.tune_dir}/{args.tune_name or f'{args.model}-{args.dataset}'}/trials.csv")
+    print(f"its checkpoint: {best['checkpoint'] or '(none: the trial stopped before its first validation)'}")
+    print(f"all trials: {os.path.join(os.path.dirname(best['path']), 'trials.csv')}")
 
 
 def compare(args, overrides):

@@ -8,7 +8,8 @@ import ray
 import yaml
 
 from recbole_diffusion.quick_start.compare import compare
-from recbole_diffusion.quick_start.tune import check_space_keys, load_search_space, run_search
+from recbole_diffusion.quick_start import load_data_and_model
+from recbole_diffusion.quick_start.tune import SearchError, check_space_keys, load_search_space, run_search
 from recbole_diffusion.utils import ConfigError
 
 SPACES = Path(__file__).resolve().parents[1] / "properties" / "tune"
@@ -18,6 +19,7 @@ TINY = {"epochs": 2, "dims_dnn": [16], "embedding_size": 4, "train_batch_size": 
 
 def write_space(path, space, **sections):
     path.write_text(yaml.safe_dump({"num_samples": 1, "config": TINY, "space": space, **sections}))
+
     return str(path)
 
 
@@ -55,23 +57,50 @@ def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_sess
         tmp_path / "space.yaml",
         {"steps": {"grid": [3, 0, 5]}, "learning_rate": {"choice": [0.001]}},
         resources_per_trial={"cpu": 1},
+        keep_checkpoints=1,
     )
     storage = tmp_path / "ray"
     best, trials = run_search("DiffRec", "ml-100k", space, storage_path=str(storage), name="search")
     assert len(trials) == 3
-    assert trials.set_index("steps").loc[0, "status"] == "ERROR"
+    assert trials.set_index("steps").loc[0, "status"] == "error"
     assert "steps' = 0" in trials.set_index("steps").loc[0, "error"]
-    finished = trials[trials.status == "OK"]
-    assert len(finished) == 2 and (finished.reports >= 1).all()
-    assert best["config"]["steps"] != 0
-    assert math.isclose(best["best_valid_score"], finished.valid_score.max())
+    ran = trials[trials.status != "error"]
+    assert set(ran.status) <= {"finished", "stopped early"} and (ran.reports >= 1).all()
+    assert (ran.status == "stopped early").sum() == (ran.filter(like="test/").isna().all(axis=1)).sum()  # no test when stopped
+    assert best["config"]["steps"] != 0 and best["status"] == "finished"
+    assert math.isclose(best["best_valid_score"], ran.valid_score.max())
     assert set(best["valid"]) >= {"recall@20", "ndcg@20"} and set(best["test"]) >= {"recall@20", "ndcg@20"}
     assert all(0.0 <= value <= 1.0 for value in best["test"].values())
     assert (storage / "search" / "trials.csv").is_file()
+    # only the best trial keeps its checkpoint, and it reloads
+    assert Path(best["checkpoint"]).is_file() and list(trials.checkpoint[trials.checkpoint != ""]) == [best["checkpoint"]]
+    assert sorted(path.name for path in storage.rglob("*.pth")) == [Path(best["checkpoint"]).name]
+    _, model, *_ = load_data_and_model(best["checkpoint"])
+    assert model.diffusion.steps == best["config"]["steps"]
 
     # resuming a finished search restores it instead of starting over
     resumed, resumed_trials = run_search("DiffRec", "ml-100k", space, storage_path=str(storage), name="search", resume=True)
     assert resumed["config"] == best["config"] and len(resumed_trials) == 3
+
+
+def test_a_search_whose_every_trial_failed_raises(tmp_path, ray_session):
+    space = write_space(tmp_path / "space.yaml", {"steps": {"grid": [0, -1]}})
+    with pytest.raises(SearchError, match="all 2 trials failed.*steps' = 0"):
+        run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="failing")
+
+
+def test_a_seeded_space_samples_the_same_configs(tmp_path, ray_session):
+    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, num_samples=2, seed=7, config={**TINY, "epochs": 1})
+    first = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="a")[1]
+    second = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="b")[1]
+    assert sorted(first.learning_rate) == sorted(second.learning_rate)
+
+
+def test_a_local_search_ignores_a_dead_clusters_address(tmp_path, ray_session, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what a killed head leaves behind
+    space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [3]}}, config={**TINY, "epochs": 1})
+    best, _ = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="local")
+    assert best["status"] == "finished"
 
 
 def test_compare_a_plugin_model_with_a_builtin(tmp_path):

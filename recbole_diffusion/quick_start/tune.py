@@ -3,6 +3,8 @@
 A search space is a yaml file (ready ones per model under ``properties/tune/``)::
 
     num_samples: 8                  # trials (grid values multiply it, as in Ray)
+    seed: 2020                      # the sampled configs are the same on every run (default: random)
+    keep_checkpoints: 1             # keep the best-valid checkpoints of the N best trials only
     resources_per_trial: {cpu: 1, gpu: 0}   # gpu may be a fraction
     scheduler: {grace_period: 2, reduction_factor: 2}   # ASHA, on the validation metric
     config: {epochs: 20}            # fixed overrides for every trial
@@ -16,8 +18,11 @@ A search space is a yaml file (ready ones per model under ``properties/tune/``):
 Each trial is :func:`~recbole_diffusion.quick_start.objective_function`, evaluating on the
 validation set every epoch and reporting RecBole's ``valid_metric`` to Tune each time, so that
 ASHA stops weak trials early. The test set is evaluated once, at the end of a trial that was not
-stopped, and never used to select. A crashing (or NaN) trial is recorded as errored and the search
-goes on; ``resume=True`` continues an interrupted search from its directory.
+stopped, and never used to select. A crashing (or diverging) trial is recorded as ``error`` and the
+search goes on; a search in which every trial failed, or that was interrupted (Ctrl-C), raises
+:class:`SearchError` (with the ``--resume`` command in the latter case); ``resume=True`` continues
+an interrupted search from its directory. Each trial writes its checkpoint under its own directory;
+the best trial's is returned, and only the ``keep_checkpoints`` best trials keep theirs.
 """
 
 import math
@@ -28,9 +33,15 @@ import yaml
 from recbole_diffusion.utils.checks import ConfigError
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
-SPACE_SECTIONS = ("num_samples", "resources_per_trial", "scheduler", "config", "space")
+SPACE_SECTIONS = ("num_samples", "seed", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
 # The metric every trial reports; its direction follows the model's valid_metric_bigger.
 REPORTED_METRIC = "valid_score"
+TRIAL_CHECKPOINTS = "checkpoints"  # inside each trial's directory
+FINISHED, STOPPED, ERROR = "finished", "stopped early", "error"
+
+
+class SearchError(RuntimeError):
+    """A search that produced no usable result: every trial failed, or it was interrupted."""
 
 
 def load_search_space(path):
@@ -40,6 +51,10 @@ def load_search_space(path):
     unknown = set(spec) - set(SPACE_SECTIONS)
     if unknown:
         raise ConfigError(f"search space '{path}': unknown section(s) {sorted(unknown)}; allowed: {list(SPACE_SECTIONS)}")
+    for key in ("seed", "keep_checkpoints"):
+        value = spec.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ConfigError(f"search space '{path}': {key} = {value!r} must be an integer >= 0")
     space = spec.get("space") or {}
     if not space:
         raise ConfigError(f"search space '{path}': 'space' is empty; name at least one config key to search")
@@ -100,8 +115,10 @@ def _trial(params, base_config, config_file_list):
     def report(epoch, valid_score):
         session.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
 
-    result = objective_function(config_dict={**base_config, **params}, config_file_list=config_file_list, callback_fn=report)
-    final = {REPORTED_METRIC: float(result["best_valid_score"])}
+    checkpoints = os.path.join(session.get_trial_dir(), TRIAL_CHECKPOINTS)
+    config_dict = {**base_config, **params, "checkpoint_dir": checkpoints}
+    result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report)
+    final = {REPORTED_METRIC: float(result["best_valid_score"]), "finished": True}
     final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
     final.update({f"test/{k}": float(v) for k, v in (result["test_result"] or {}).items()})
     session.report(final)
@@ -110,26 +127,31 @@ def _trial(params, base_config, config_file_list):
 def run_search(model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None, resume=False):
     """Run (or resume) a Ray Tune search; returns ``(best, trials)``.
 
-    ``best`` has the best trial's config, valid metrics and test metrics; ``trials`` is a
-    pandas DataFrame of every trial (also written to ``<storage_path>/<name>/trials.csv``).
+    ``best`` has the best trial's config, valid metrics, test metrics and checkpoint; ``trials`` is
+    a pandas DataFrame of every trial (also written to ``<storage_path>/<name>/trials.csv``).
+    Without ``ray_address`` a new local Ray instance is started (never a leftover cluster's address).
     """
     import ray
     from ray import air, tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
 
     spec = load_search_space(space_file)
     config_file_list = [os.path.abspath(path) for path in config_file_list or []]
-    base_config = {**(spec.get("config") or {}), **(config_dict or {}), "model": model, "dataset": dataset}
+    base_config = {**(spec.get("config") or {}), **(config_dict or {}), "model": model}
+    if dataset is not None:
+        base_config["dataset"] = dataset
     config = check_space_keys(spec, space_file, model, dataset, config_file_list, base_config)
     # Trials run in their own directories: pin paths, validate every epoch so ASHA can judge.
     base_config.update(data_path=os.path.abspath(config["data_path"]), eval_step=1, show_progress=False)
+    base_config["dataset"] = config["dataset"]
     resources = {"cpu": 1, "gpu": 0, **(spec.get("resources_per_trial") or {})}
     base_config["use_gpu"] = resources["gpu"] > 0
     mode = "max" if config["valid_metric_bigger"] else "min"
-    name = name or f"{model}-{dataset}"
+    name = name or f"{model}-{config['dataset']}"
     storage_path = os.path.abspath(storage_path)
 
-    ray.init(address=ray_address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    ray.init(address=ray_address or "local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     trainable = tune.with_resources(
         tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list), resources
     )
@@ -142,27 +164,62 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             trainable,
             param_space=to_ray_space(spec["space"]),
             tune_config=tune.TuneConfig(
-                metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1))
+                metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
+                search_alg=BasicVariantGenerator(random_state=spec.get("seed")),
             ),
             run_config=air.RunConfig(name=name, storage_path=storage_path, verbose=1),
         )
     results = tuner.fit()
     trials = _trials_table(results, list(spec["space"]), mode)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
+    unfinished = [trial for trial in results._experiment_analysis.trials if trial.status not in ("TERMINATED", "ERROR")]
+    if unfinished:
+        raise SearchError(
+            f"search '{experiment}' was interrupted with {len(unfinished)} of {len(trials)} trials unfinished; "
+            f"continue it with the same command and --resume (--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
+        )
+    if (trials.status == ERROR).all():
+        raise SearchError(
+            f"search '{experiment}': all {len(trials)} trials failed; the first: {trials.error.iloc[0]} "
+            f"(every trial: {os.path.join(experiment, 'trials.csv')})"
+        )
+    _keep_best_checkpoints(trials, int(spec.get("keep_checkpoints", 1)), mode)
+    trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
     best = results.get_best_result(metric=REPORTED_METRIC, mode=mode, scope="all")
+    best_row = trials[trials.trial_dir == best.path].iloc[0]
     summary = {
         "config": {key: best.config[key] for key in spec["space"]},
         "valid": {k[len("valid/"):]: v for k, v in best.metrics.items() if k.startswith("valid/")},
         "test": {k[len("test/"):]: v for k, v in best.metrics.items() if k.startswith("test/")},
         "valid_metric": config["valid_metric"],
         "best_valid_score": best.metrics.get(REPORTED_METRIC),
+        "status": best_row.status,
+        "checkpoint": best_row.checkpoint,
         "path": best.path,
     }
     return summary, trials
 
 
+def _trial_checkpoint(trial_dir):
+    """The best-valid checkpoint a trial wrote (RecBole keeps one file per run), or ''."""
+    folder = os.path.join(trial_dir, TRIAL_CHECKPOINTS)
+    files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return os.path.join(folder, files[-1]) if files else ""
+
+
+def _keep_best_checkpoints(trials, keep, mode):
+    """Delete the checkpoints of all but the ``keep`` best trials (by best valid score)."""
+    ranked = trials.sort_values(REPORTED_METRIC, ascending=(mode == "min"), na_position="last")
+    for index in ranked.index[keep:]:
+        path = trials.at[index, "checkpoint"]
+        if path and os.path.isfile(path):
+            os.remove(path)
+        trials.at[index, "checkpoint"] = ""
+
+
 def _trials_table(results, searched, mode):
-    """One row per trial: its searched values, status, epochs run, best valid score, test metrics."""
+    """One row per trial: searched values, status, epochs reported, best valid score, test metrics,
+    checkpoint and directory."""
     import pandas as pd
 
     rows = []
@@ -170,10 +227,13 @@ def _trials_table(results, searched, mode):
         row = {key: (result.config or {}).get(key) for key in searched}
         history = result.metrics_dataframe
         scores = history[REPORTED_METRIC].dropna() if history is not None and REPORTED_METRIC in history else []
-        row["status"] = "ERROR" if result.error else "OK"
+        finished = bool((result.metrics or {}).get("finished"))
+        row["status"] = ERROR if result.error else FINISHED if finished else STOPPED
         row["error"] = type(result.error).__name__ + ": " + str(result.error).splitlines()[-1][:200] if result.error else ""
         row["reports"] = len(scores)
         row[REPORTED_METRIC] = float((scores.max() if mode == "max" else scores.min()) if len(scores) else math.nan)
         row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
+        row["checkpoint"] = _trial_checkpoint(result.path) if not result.error else ""
+        row["trial_dir"] = result.path
         rows.append(row)
     return pd.DataFrame(rows)
