@@ -87,7 +87,7 @@ def zhihu_dir(tmp_path):
 
 def test_dreamrec_examples_are_loaded_exactly(tmp_path, zhihu_dir):
     src, frames = zhihu_dir
-    config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu")
+    config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu", trust_pickle=True)
     config, dataset, (train, valid, test) = load("DreamRec", config_file, embedding_size=8, steps=5, inference_steps=5)
     assert [len(train.dataset), len(valid.dataset), len(test.dataset)] == [120, 30, 24]
     assert dataset.item_num == 40 + 1  # every published item is a candidate, plus RecBole's padding
@@ -104,18 +104,31 @@ def test_dreamrec_examples_are_loaded_exactly(tmp_path, zhihu_dir):
 
 def test_dreamrec_bad_rows_name_the_file(tmp_path, zhihu_dir):
     src, frames = zhihu_dir
-    broken = frames["val_data.df"].copy()
+    out = tmp_path / "data"
+    dreamrec_to_atomic(str(src), str(out), trust_pickle=True)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    broken = frames["test_data.df"].copy()
     broken.at[4, "seq"] = [3, 40, 7, 40, 40]  # padding in the middle
-    broken.to_pickle(src / "val_data.df")
-    with pytest.raises(ConvertError, match=r"val_data\.df: row 4"):
-        dreamrec_to_atomic(str(src), str(tmp_path / "data"))
+    broken.to_pickle(src / "test_data.df")
+    with pytest.raises(ConvertError, match=r"test_data\.df: row 4"):
+        dreamrec_to_atomic(str(src), str(out), trust_pickle=True)
+    # train and valid were converted before test failed: nothing of that attempt is left, the
+    # earlier complete conversion is untouched
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_dreamrec_pickles_are_refused_without_trust(tmp_path, zhihu_dir, monkeypatch, capsys):
+    src, _ = zhihu_dir
+    monkeypatch.setattr(pd, "read_pickle", lambda *a, **k: pytest.fail("unpickled without --trust-pickle"))
+    assert main(["dreamrec", str(src), str(tmp_path / "data")]) == 1
+    assert "--trust-pickle" in capsys.readouterr().err and not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "DreamRec"])
 def test_empty_histories_train_recbole_sequential_models(tmp_path, zhihu_dir, model):
     """Rows with no history read the padding position: RecBole's SASRec / GRU4Rec would index -1."""
     src, _ = zhihu_dir
-    config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu")
+    config_file = dreamrec_to_atomic(str(src), str(tmp_path / "data"), "tiny-zhihu", trust_pickle=True)
     small = {
         "SASRec": {"hidden_size": 8, "inner_size": 8, "n_layers": 1, "n_heads": 1, "loss_type": "CE", "train_neg_sample_args": None},
         "GRU4Rec": {"embedding_size": 8, "hidden_size": 8, "loss_type": "CE", "train_neg_sample_args": None},

@@ -1,7 +1,7 @@
 """Convert the data splits published with the papers into RecBole atomic benchmark files.
 
     python -m recbole_diffusion.data.convert diffrec SRC_DIR OUT_DIR [--name NAME]
-    python -m recbole_diffusion.data.convert dreamrec SRC_DIR OUT_DIR [--name NAME]
+    python -m recbole_diffusion.data.convert dreamrec SRC_DIR OUT_DIR --trust-pickle [--name NAME]
 
 ``diffrec``: the DiffRec authors' split (``train_list.npy``, ``valid_list.npy``,
 ``test_list.npy``: int64 arrays of ``[user, item]`` rows, ids 0-based). It writes
@@ -21,14 +21,22 @@ whose history is all padding becomes an empty history (RecBole's ``item_length =
 plugin's data preparation turns into length 1 over padding, as the authors store it, so that every
 sequential model reads a valid position (:mod:`recbole_diffusion.data.utils`). All
 ``item_num`` items are declared in an ``.item`` file, so every one of them is a candidate.
-These files are **pickles**: unpickling runs code chosen by whoever wrote them; convert only files
-you trust (the ones published with the paper).
+These files are **pickles**: unpickling runs code chosen by whoever wrote them, so the converter
+refuses them unless told ``--trust-pickle`` (``trust_pickle=True``): convert only files you trust
+(the ones published with the paper).
+
+Both converters write into a temporary folder beside ``OUT_DIR/NAME`` and move it into place only
+when every file is complete: a failure leaves no half-written dataset (and an earlier complete one
+of the same name untouched).
 """
 
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -41,6 +49,22 @@ INTER_HEADER = ("user_id:token", "item_id:token", "timestamp:float")
 
 class ConvertError(ValueError):
     """A source file is missing or not in the expected format."""
+
+
+@contextmanager
+def staged_dataset_dir(out_dir, dataset_name):
+    """Yield a temporary folder to write ``OUT_DIR/NAME`` into; it replaces that folder on success."""
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{dataset_name}.partial-", dir=out_dir)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    final = os.path.join(out_dir, dataset_name)
+    if os.path.isdir(final):
+        shutil.rmtree(final)
+    os.replace(staging, final)
 
 
 def load_pairs(path):
@@ -99,17 +123,15 @@ def diffrec_to_atomic(src_dir, out_dir, dataset_name="ml-1m-diffrec"):
     """
     arrays = [load_pairs(os.path.join(src_dir, f"{split}_list.npy")) for split in DIFFREC_SPLITS]
     out_dir = os.path.abspath(out_dir)
-    dataset_dir = os.path.join(out_dir, dataset_name)
-    os.makedirs(dataset_dir, exist_ok=True)
-    start = 0
-    for split, array in zip(DIFFREC_SPLITS, arrays):
-        times = np.arange(start, start + len(array), dtype=np.int64)  # whole numbers: written fast, read as float
-        start += len(array)
-        write_inter(os.path.join(dataset_dir, f"{dataset_name}.{split}.inter"), array[:, 0], array[:, 1], times)
-    config_path = os.path.join(dataset_dir, f"{dataset_name}.yaml")
-    with open(config_path, "w", encoding="utf-8") as f:
-        f.write(benchmark_yaml(out_dir, dataset_name))
-    return config_path
+    with staged_dataset_dir(out_dir, dataset_name) as dataset_dir:
+        start = 0
+        for split, array in zip(DIFFREC_SPLITS, arrays):
+            times = np.arange(start, start + len(array), dtype=np.int64)  # whole numbers: written fast, read as float
+            start += len(array)
+            write_inter(os.path.join(dataset_dir, f"{dataset_name}.{split}.inter"), array[:, 0], array[:, 1], times)
+        with open(os.path.join(dataset_dir, f"{dataset_name}.yaml"), "w", encoding="utf-8") as f:
+            f.write(benchmark_yaml(out_dir, dataset_name))
+    return os.path.join(out_dir, dataset_name, f"{dataset_name}.yaml")
 
 
 def read_trusted_pickle(path, columns):
@@ -158,11 +180,17 @@ def sequence_yaml(data_path, dataset_name, max_length):
     )
 
 
-def dreamrec_to_atomic(src_dir, out_dir, dataset_name="zhihu-dreamrec"):
+def dreamrec_to_atomic(src_dir, out_dir, dataset_name="zhihu-dreamrec", trust_pickle=False):
     """Convert the DreamRec authors' pickled split into a RecBole sequential benchmark.
 
-    Unpickles ``SRC_DIR/*.df``: use only on files you trust. Returns the written config's path.
+    Unpickles ``SRC_DIR/*.df`` only with ``trust_pickle=True``: use it only on files you trust.
+    Returns the written config's path.
     """
+    if not trust_pickle:
+        raise ConvertError(
+            f"{src_dir}: the DreamRec files are pickles, and unpickling runs whatever code their author put in "
+            "them; nothing was read. If you trust them (e.g. the files published with the paper), pass --trust-pickle"
+        )
     statis = read_trusted_pickle(os.path.join(src_dir, "data_statis.df"), ["seq_size", "item_num"])
     max_length, padding_id = int(statis["seq_size"].iloc[0]), int(statis["item_num"].iloc[0])
     frames = {
@@ -170,26 +198,24 @@ def dreamrec_to_atomic(src_dir, out_dir, dataset_name="zhihu-dreamrec"):
         for split, name in DREAMREC_FILES.items()
     }
     out_dir = os.path.abspath(out_dir)
-    dataset_dir = os.path.join(out_dir, dataset_name)
-    os.makedirs(dataset_dir, exist_ok=True)
-    for split, frame in frames.items():
-        path = os.path.join(src_dir, DREAMREC_FILES[split])
-        histories = dreamrec_histories(frame, padding_id, path)
-        out = pd.DataFrame(
-            {
-                SEQUENCE_HEADER[0]: [f"{split}{row}" for row in range(len(frame))],
-                SEQUENCE_HEADER[1]: [" ".join(map(str, items)) for items in histories],
-                SEQUENCE_HEADER[2]: frame["next"].astype(int).to_numpy(),
-            }
+    with staged_dataset_dir(out_dir, dataset_name) as dataset_dir:
+        for split, frame in frames.items():
+            path = os.path.join(src_dir, DREAMREC_FILES[split])
+            histories = dreamrec_histories(frame, padding_id, path)
+            out = pd.DataFrame(
+                {
+                    SEQUENCE_HEADER[0]: [f"{split}{row}" for row in range(len(frame))],
+                    SEQUENCE_HEADER[1]: [" ".join(map(str, items)) for items in histories],
+                    SEQUENCE_HEADER[2]: frame["next"].astype(int).to_numpy(),
+                }
+            )
+            out.to_csv(os.path.join(dataset_dir, f"{dataset_name}.{split}.inter"), sep="\t", index=False, lineterminator="\n")
+        pd.DataFrame({"item_id:token": np.arange(padding_id)}).to_csv(
+            os.path.join(dataset_dir, f"{dataset_name}.item"), sep="\t", index=False, lineterminator="\n"
         )
-        out.to_csv(os.path.join(dataset_dir, f"{dataset_name}.{split}.inter"), sep="\t", index=False, lineterminator="\n")
-    pd.DataFrame({"item_id:token": np.arange(padding_id)}).to_csv(
-        os.path.join(dataset_dir, f"{dataset_name}.item"), sep="\t", index=False, lineterminator="\n"
-    )
-    config_path = os.path.join(dataset_dir, f"{dataset_name}.yaml")
-    with open(config_path, "w", encoding="utf-8") as f:
-        f.write(sequence_yaml(out_dir, dataset_name, max_length))
-    return config_path
+        with open(os.path.join(dataset_dir, f"{dataset_name}.yaml"), "w", encoding="utf-8") as f:
+            f.write(sequence_yaml(out_dir, dataset_name, max_length))
+    return os.path.join(out_dir, dataset_name, f"{dataset_name}.yaml")
 
 
 def main(argv=None):
@@ -208,13 +234,15 @@ def main(argv=None):
     dreamrec.add_argument("src_dir", help="folder with train_data.df, val_data.df, test_data.df, data_statis.df")
     dreamrec.add_argument("out_dir", help="RecBole data_path: the files go to OUT_DIR/NAME/")
     dreamrec.add_argument("--name", default="zhihu-dreamrec", help="dataset name (default: %(default)s)")
+    dreamrec.add_argument(
+        "--trust-pickle", action="store_true", help="unpickle the source files (runs code their author chose: trusted files only)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.format == "diffrec":
             config_path = diffrec_to_atomic(args.src_dir, args.out_dir, args.name)
         else:
-            print("note: unpickling the source files; convert only files you trust", file=sys.stderr)
-            config_path = dreamrec_to_atomic(args.src_dir, args.out_dir, args.name)
+            config_path = dreamrec_to_atomic(args.src_dir, args.out_dir, args.name, trust_pickle=args.trust_pickle)
     except ConvertError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
