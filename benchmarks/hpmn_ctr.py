@@ -35,6 +35,9 @@ INTER_ONLY = {"inter": ["user_id", "item_id", "rating", "timestamp"]}
 # label -> (model name, config overrides)
 MODELS = {
     "HPMN": ("HPMN", {}),
+    # HPMN with real BatchNorm (batch statistics) before its prediction MLP instead of the authors'
+    # inference-mode one (a learned affine map)
+    "HPMN-batchnorm": ("HPMN", {"prediction_norm": "batch"}),
     "DIN": ("DIN", {"load_col": INTER_ONLY}),
     "DIN+feat": ("DIN", {}),
     # DIN with the attention-unit sizes of its paper (80-40, Zhou et al. 2018) instead of RecBole's

@@ -182,22 +182,32 @@ def genre_task(n, generator, max_length=12, n_items=41):
     return seq, lengths, target, label.float()
 
 
-def test_learns_a_task_that_needs_the_memory():
-    model, config = bare_model(n_items=41, MAX_ITEM_LIST_LENGTH=12)
+@pytest.mark.parametrize("norm", ["affine", "batch"])
+def test_learns_a_task_that_needs_the_memory(norm):
+    """AUC > 0.95 on held-out rows within 500 steps. Measured on data seeds 0, 1, 5 at lr 0.02: real
+    BatchNorm gets there in < 150 steps; the authors' affine map plateaus at ~0.5 first, then jumps
+    to 1.0 after 100-350 steps."""
+    model, config = bare_model(n_items=41, MAX_ITEM_LIST_LENGTH=12, prediction_norm=norm)
     generator = torch.Generator().manual_seed(5)
+    seq, lengths, target, label = genre_task(1000, torch.Generator().manual_seed(99))
+    held_out = rows(config, seq, lengths, target)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    model.train()
-    for _ in range(150):  # AUC is 1.0 after 150 steps for every data seed 0-7 tried (most need < 100)
+    auc = 0.0
+    for step in range(1, 501):
+        model.train()
         batch = rows(config, *genre_task(128, generator))
         optimizer.zero_grad()
         model.calculate_loss(batch).backward()
         optimizer.step()
-    model.eval()
-    seq, lengths, target, label = genre_task(1000, generator)
-    with torch.no_grad():
-        scores = model.predict(rows(config, seq, lengths, target))
-    assert ((scores >= 0) & (scores <= 1)).all()
-    assert roc_auc_score(label.numpy(), scores.numpy()) > 0.95
+        if step % 50 == 0:
+            model.eval()
+            with torch.no_grad():
+                scores = model.predict(held_out)
+            assert ((scores >= 0) & (scores <= 1)).all()
+            auc = roc_auc_score(label.numpy(), scores.numpy())
+            if auc > 0.95:
+                break
+    assert auc > 0.95
 
 
 @pytest.mark.parametrize(
@@ -249,3 +259,18 @@ def test_ml100k_ctr_run(checkpoint_dir):
         assert set(metrics) == {"auc", "logloss"}
         assert 0.5 < metrics["auc"] <= 1.0  # one epoch already ranks clicks above random items
         assert 0.0 < metrics["logloss"] < 2.0
+
+
+def test_prediction_norm_is_the_authors_affine_map_or_real_batchnorm():
+    """affine: no batch statistics, so a row's score does not depend on the rest of its batch."""
+    from recbole_diffusion.model.sequential_recommender.hpmn import FeatureAffine
+
+    assert isinstance(bare_model()[0].predictor[0], FeatureAffine)  # the default: the authors'
+    assert isinstance(bare_model(prediction_norm="batch")[0].predictor[0], torch.nn.BatchNorm1d)
+    layer = FeatureAffine(3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        layer.bias.copy_(torch.tensor([0.5, 0.0, -1.0]))
+    x = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, -1.0]])
+    assert torch.equal(layer(x), torch.tensor([[1.5, 2.0, 2.0], [2.5, 0.0, -4.0]]))
+    assert torch.equal(layer(x[:1]), layer(x)[:1])

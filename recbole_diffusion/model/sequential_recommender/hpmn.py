@@ -28,8 +28,12 @@ What is implemented (notation of the paper; D layers, slot size d):
 
   for h = 1..``read_hops``; E is the authors' attention MLP over [q, m, q - m, q * m]
   (``attention_hidden_size``, ReLU). With one hop (the default) this is the paper's single read.
-- Prediction: y = sigmoid(f([r, v])), f = BatchNorm -> (Linear -> ELU -> Dropout) x len(
+- Prediction: y = sigmoid(f([r, v])), f = Norm -> (Linear -> ELU -> Dropout) x len(
   ``mlp_hidden_size``) -> Linear, as in the authors' ``build_fc_net`` (r is the last hop's read).
+  Norm (``prediction_norm``): ``affine``, the authors' batch normalisation as their code runs it
+  (``training=False`` in training too: moving statistics that never move, so a learned per-feature
+  scale and shift), or ``batch``, real BatchNorm with batch statistics (measured beside it in
+  ``benchmarks/README.md``).
 - Loss: log loss + ``memory_cov_weight`` * L_cov, the memory covariance regulariser of the paper
   (DeCov over the D slots of each user)::
 
@@ -82,9 +86,10 @@ from torch.nn.init import constant_, xavier_normal_
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
-from recbole_diffusion.utils.checks import require
+from recbole_diffusion.utils.checks import require, require_choice
 
 VALUE_METRICS = ("auc", "logloss", "mae", "rmse")
+PREDICTION_NORMS = ("affine", "batch")
 
 
 def memory_covariance_loss(memory):
@@ -96,6 +101,22 @@ def memory_covariance_loss(memory):
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+class FeatureAffine(nn.Module):
+    """x * gamma + beta per feature: batch normalisation whose statistics stay at 0 and 1.
+
+    TensorFlow's ``batch_normalization(training=False)`` with untouched moving averages computes
+    gamma * x / sqrt(1 + eps) + beta; the constant 1 / sqrt(1 + eps) is absorbed into gamma.
+    """
+
+    def __init__(self, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):
+        return x * self.weight + self.bias
 
 
 class HPMN(SequentialRecommender):
@@ -118,6 +139,7 @@ class HPMN(SequentialRecommender):
             periods,
             f"must give one period per memory layer (memory_layers = {layers}, {len(periods)} given)",
         )
+        require_choice(config, "prediction_norm", PREDICTION_NORMS)
         hops = config["read_hops"]
         require(_is_int(hops) and hops >= 1, "read_hops", hops, "must be an integer >= 1")
         weight = config["memory_cov_weight"]
@@ -161,7 +183,8 @@ class HPMN(SequentialRecommender):
             energy += [nn.Linear(width, size), nn.ReLU()]
             width = size
         self.energy = nn.Sequential(*energy, nn.Linear(width, 1))
-        mlp, width = [nn.BatchNorm1d(self.hidden_size + self.embedding_size)], self.hidden_size + self.embedding_size
+        width = self.hidden_size + self.embedding_size
+        mlp = [FeatureAffine(width) if config["prediction_norm"] == "affine" else nn.BatchNorm1d(width)]
         for size in config["mlp_hidden_size"]:
             mlp += [nn.Linear(width, size), nn.ELU(), nn.Dropout(config["dropout_prob"])]
             width = size
