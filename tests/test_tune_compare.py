@@ -8,8 +8,9 @@ import ray
 import yaml
 
 from recbole_diffusion.quick_start.compare import compare
+from recbole_diffusion.model.diffusion import SCALED_SCHEDULES
 from recbole_diffusion.quick_start import load_data_and_model
-from recbole_diffusion.quick_start.tune import SearchError, check_space_keys, load_search_space, run_search
+from recbole_diffusion.quick_start.tune import SearchError, check_space_keys, load_search_space, run_search, trial_resources
 from recbole_diffusion.utils import ConfigError
 
 SPACES = Path(__file__).resolve().parents[1] / "properties" / "tune"
@@ -128,3 +129,16 @@ def test_compare_applies_the_first_models_own_config(tmp_path):
 def test_shipped_search_spaces_fit_their_model(space_file):
     spec = load_search_space(str(space_file))
     check_space_keys(spec, str(space_file), space_file.stem, "ml-100k", [], dict(spec.get("config") or {}))
+    # a searched noise key is only meaningful when every searched schedule reads it
+    space = spec["space"]
+    if {"noise_scale", "noise_min", "noise_max"} & set(space) and "noise_schedule" in space:
+        schedules = next(iter(space["noise_schedule"].values()))
+        assert set(schedules) <= set(SCALED_SCHEDULES), f"{space_file.name} pairs noise_* with {schedules}"
+
+
+def test_trials_take_a_gpu_share_only_where_there_are_gpus():
+    assert trial_resources({}, cluster_gpus=0) == {"cpu": 1, "gpu": 0}
+    assert trial_resources({"gpu": "auto"}, cluster_gpus=2) == {"cpu": 1, "gpu": 0.25}
+    assert trial_resources({"cpu": 2, "gpu": 0.5}, cluster_gpus=0) == {"cpu": 2, "gpu": 0.5}
+    with pytest.raises(ConfigError, match="gpu = 'some'"):
+        trial_resources({"gpu": "some"}, cluster_gpus=1)

@@ -20,11 +20,16 @@ import torch.nn as nn
 from recbole_diffusion.utils.checks import require, require_choice
 
 NOISE_SCHEDULES = ("linear", "linear-var", "cosine", "binomial", "exp", "sqrt")
+# The schedules that read noise_scale, noise_min and noise_max; the others are fixed shapes.
+SCALED_SCHEDULES = ("linear", "linear-var")
 MEAN_TYPES = ("x0", "eps")
 
 
 def make_betas(schedule, steps, noise_scale=1.0, noise_min=1e-4, noise_max=0.02, max_beta=0.999):
     """Return the float64 betas of a named schedule.
+
+    Only ``linear`` and ``linear-var`` read ``noise_scale``, ``noise_min`` and ``noise_max``;
+    ``cosine``, ``binomial``, ``exp`` and ``sqrt`` depend on the number of steps alone.
 
     - ``linear``: beta_t linear in [noise_scale*noise_min, noise_scale*noise_max] (DDPM).
     - ``linear-var``: the *variance* 1 - alpha_bar_t is linear in that range (DiffRec's default).

@@ -5,7 +5,8 @@ A search space is a yaml file (ready ones per model under ``properties/tune/``):
     num_samples: 8                  # trials (grid values multiply it, as in Ray)
     seed: 2020                      # the sampled configs are the same on every run (default: random)
     keep_checkpoints: 1             # keep the best-valid checkpoints of the N best trials only
-    resources_per_trial: {cpu: 1, gpu: 0}   # gpu may be a fraction
+    resources_per_trial: {cpu: 1, gpu: auto}   # gpu: a number (may be a fraction), or auto:
+                                    # 0.25 of a GPU per trial where the Ray cluster has GPUs, else 0
     scheduler: {grace_period: 2, reduction_factor: 2}   # ASHA, on the validation metric
     config: {epochs: 20}            # fixed overrides for every trial
     space:                          # config keys and their distributions
@@ -27,6 +28,7 @@ the best trial's is returned, and only the ``keep_checkpoints`` best trials keep
 
 import math
 import os
+from logging import getLogger
 
 import yaml
 
@@ -38,6 +40,7 @@ SPACE_SECTIONS = ("num_samples", "seed", "keep_checkpoints", "resources_per_tria
 REPORTED_METRIC = "valid_score"
 TRIAL_CHECKPOINTS = "checkpoints"  # inside each trial's directory
 FINISHED, STOPPED, ERROR = "finished", "stopped early", "error"
+AUTO, AUTO_GPU_SHARE = "auto", 0.25  # four trials share a GPU: these models are small
 
 
 class SearchError(RuntimeError):
@@ -145,13 +148,15 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     # Trials run in their own directories: pin paths, validate every epoch so ASHA can judge.
     base_config.update(data_path=os.path.abspath(config["data_path"]), eval_step=1, show_progress=False)
     base_config["dataset"] = config["dataset"]
-    resources = {"cpu": 1, "gpu": 0, **(spec.get("resources_per_trial") or {})}
-    base_config["use_gpu"] = resources["gpu"] > 0
     mode = "max" if config["valid_metric_bigger"] else "min"
     name = name or f"{model}-{config['dataset']}"
     storage_path = os.path.abspath(storage_path)
 
     ray.init(address=ray_address or "local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    resources = trial_resources(spec.get("resources_per_trial") or {}, ray.cluster_resources().get("GPU", 0))
+    base_config["use_gpu"] = resources["gpu"] > 0
+    where = f"{resources['gpu']} GPU" if resources["gpu"] else "CPU only"
+    getLogger().warning(f"search '{name}': each trial gets {resources['cpu']} CPU, {where}")
     trainable = tune.with_resources(
         tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list), resources
     )
@@ -198,6 +203,16 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
         "path": best.path,
     }
     return summary, trials
+
+
+def trial_resources(requested, cluster_gpus):
+    """Ray resources of one trial; ``gpu: auto`` (the default) is a quarter GPU where there are GPUs."""
+    resources = {"cpu": 1, "gpu": AUTO, **requested}
+    if resources["gpu"] == AUTO:
+        resources["gpu"] = AUTO_GPU_SHARE if cluster_gpus > 0 else 0
+    if not isinstance(resources["gpu"], (int, float)) or resources["gpu"] < 0:
+        raise ConfigError(f"resources_per_trial gpu = {resources['gpu']!r}: a number >= 0 (a fraction shares a GPU) or {AUTO}")
+    return resources
 
 
 def _trial_checkpoint(trial_dir):

@@ -7,8 +7,10 @@ Reference:
 
 What is implemented (equation numbers of the paper):
     - forward process q(x_t | x_0) over the user's interaction vector x_0, Eq. (2)-(3), with the
-      noise schedules ``linear``, ``linear-var`` (the authors' default), ``cosine``, ``binomial``
-      scaled by ``noise_scale`` (Sec. 3.2: noise far smaller than in image diffusion);
+      noise schedules ``linear`` and ``linear-var`` (the authors' default) between
+      ``noise_scale`` x ``noise_min`` and ``noise_scale`` x ``noise_max`` (Sec. 3.2: noise far
+      smaller than in image diffusion), or the fixed ``cosine`` and ``binomial`` shapes, which
+      ignore the three noise keys (as in the authors' code);
     - the denoiser predicts x_0 (``mean_type: x0``, Eq. (9)-(10)) or the noise (``eps``);
     - the loss: MSE to x_0, reweighted by SNR(t-1) - SNR(t) into the ELBO term (``reweight``,
       Eq. (11)), and timestep importance sampling p_t ∝ sqrt(E[L_t^2]) over the last
