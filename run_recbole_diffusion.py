@@ -20,6 +20,7 @@ from recbole_diffusion.quick_start import run
 from recbole_diffusion.quick_start.tune import SearchError
 from recbole_diffusion.trainer import TrainingDivergedError
 from recbole_diffusion.utils import ConfigError
+from recbole_diffusion.utils.utils import pip_name
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
 # Failures that say what went wrong in one line: exit status 1, no traceback.
@@ -57,6 +58,9 @@ def main():
         dispatch(args, overrides)
     except USER_ERRORS as error:
         sys.exit(f"error: {error}")
+    except ModuleNotFoundError as error:  # an optional package a RecBole model imports when it runs (NCL: faiss)
+        package = pip_name(error.name or "")
+        sys.exit(f"error: this run needs the package {package}, which recbole-diffusion does not install: pip install {package}")
 
 
 def dispatch(args, overrides):

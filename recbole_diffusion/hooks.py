@@ -15,10 +15,13 @@ inside ``recbole.data.utils.get_dataloader``. So that ``recbole.quick_start.run_
 4. registers ``recbole.trainer.<Name>Trainer`` for new names, with torch>=2.6-safe checkpoints;
 5. switches autograd anomaly detection back off: RecBole's SINE module turns it on for the whole
    process when ``recbole.model.sequential_recommender`` is imported (by any model lookup), which
-   makes every backward pass several times slower, RecBole's own models' included.
+   makes every backward pass several times slower, RecBole's own models' included;
+6. silences the deprecation warnings RecBole 1.2.1 itself triggers on every run under pandas 2 and
+   torch 2 (they say nothing about the user's run).
 """
 
 import sys
+import warnings
 from importlib.resources import files
 
 import torch
@@ -37,6 +40,12 @@ from recbole_diffusion.utils.utils import get_model, get_trainer, is_plugin_mode
 PROPERTIES = files("recbole_diffusion.properties")  # the repository's top-level properties/
 _RECBOLE_LOAD_INTERNAL = recbole.config.configurator.Config._load_internal_config_dict
 _RECBOLE_GET_DATALOADER = recbole.data.utils.get_dataloader
+# (category, message start) of the warnings RecBole 1.2.1's own code raises on every run.
+RECBOLE_DEPRECATIONS = [
+    (FutureWarning, "A value is trying to be set on a copy"),  # pandas: its inplace fillna
+    (FutureWarning, "using <built-in function len> in Series.agg"),  # pandas: its sequence lengths
+    (FutureWarning, "`torch.cuda.amp.GradScaler"),  # torch: its trainer's GradScaler
+]
 
 
 def plugin_yaml_files(model_class):
@@ -77,3 +86,5 @@ def install():
     recbole.data.utils.get_dataloader = get_dataloader
     recbole.data.get_dataloader = get_dataloader
     torch.autograd.set_detect_anomaly(False)
+    for category, message in RECBOLE_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message, category=category)

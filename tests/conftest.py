@@ -18,10 +18,8 @@ torch.set_num_threads(1)
 
 
 def pytest_configure(config):
-    # Raised inside RecBole 1.2.1 and its dependencies under pandas 2 / torch 2 / numpy 1.26.
+    # Raised inside RecBole's dependencies under numpy 1.26 (RecBole's own: recbole_diffusion.hooks).
     for warning in (
-        "ignore:A value is trying to be set on a copy:FutureWarning",
-        "ignore:`torch.cuda.amp.GradScaler:FutureWarning",
         "ignore:distutils Version classes are deprecated:DeprecationWarning",
         "ignore:pkg_resources is deprecated:UserWarning",
         "ignore:`np.bool8` is a deprecated alias:DeprecationWarning",

@@ -27,18 +27,24 @@ class SafeTrainingMixin:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
+        state = {**self._checkpoint_state(epoch), "cur_step": self.cur_step, "best_valid_score": float(self.best_valid_score)}
+        save_checkpoint(state, saved_model_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def save_pretrained_model(self, epoch, saved_model_file):
+        """RecBole's pre-training trainers (RaCT, S3Rec, ...) save through here: the same data-only format."""
+        save_checkpoint(self._checkpoint_state(epoch), saved_model_file)
+        self.saved_model_file = saved_model_file
+
+    def _checkpoint_state(self, epoch):
+        return {
             "config": config_as_data(self.config),
             "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
             "state_dict": self.model.state_dict(),
             "other_parameter": state_to_data(self._other_parameters(), "other_parameter"),
             "optimizer": self.optimizer.state_dict(),
         }
-        save_checkpoint(state, saved_model_file)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     def _other_parameters(self):
         """The model's ``other_parameter()`` less the entries that are its own submodules.

@@ -3,8 +3,11 @@
 import importlib
 import importlib.util
 import pkgutil
+import re
 from functools import lru_cache
+from pathlib import Path
 
+import recbole.model
 import recbole.utils
 
 MODEL_SUBMODULES = ["general_recommender", "context_aware_recommender", "sequential_recommender"]
@@ -28,6 +31,37 @@ def plugin_models():
     return found
 
 
+# Import names whose pip package is named differently.
+PIP_NAMES = {"faiss": "faiss-cpu", "torch_scatter": "torch-scatter", "kmeans_pytorch": "kmeans-pytorch", "sklearn": "scikit-learn"}
+TOP_LEVEL_IMPORT = re.compile(r"^(?:from|import)\s+([A-Za-z_]\w*)", re.M)
+
+
+def pip_name(module):
+    return PIP_NAMES.get(module, module)
+
+
+def missing_packages(source_file):
+    """pip names of the packages a model module imports at its top level that are absent.
+
+    (Imports inside a model's functions, e.g. NCL's faiss, surface when the model runs:
+    :class:`MissingPackageError` there.)"""
+    with open(source_file, encoding="utf-8") as f:
+        modules = sorted(set(TOP_LEVEL_IMPORT.findall(f.read())))
+    return [pip_name(name) for name in modules if importlib.util.find_spec(name) is None]
+
+
+def require_packages(model_name, source_file):
+    """Stop, in one line naming what to install, when a model needs a package the install lacks."""
+    from recbole_diffusion.utils.checks import ConfigError
+
+    missing = missing_packages(source_file)
+    if missing:
+        raise ConfigError(
+            f"model '{model_name}' needs {', '.join(missing)}, which recbole-diffusion does not install: "
+            f"pip install {' '.join(missing)}"
+        )
+
+
 def is_plugin_model(model_class):
     return model_class.__module__.startswith("recbole_diffusion.")
 
@@ -41,7 +75,12 @@ def recbole_has_model(model_name):
 
 
 def recbole_model(model_name):
-    """RecBole's own model class, with a clear error for an unknown name."""
+    """RecBole's own model class; a clear error for an unknown name or a missing optional package."""
+    # by path: importing exlib_recommender's package would itself need xgboost and lightgbm
+    for submodule in RECBOLE_SUBMODULES + ["exlib_recommender"]:
+        source = Path(recbole.model.__file__).parent / submodule / f"{model_name.lower()}.py"
+        if source.is_file():
+            require_packages(model_name, source)
     try:
         return recbole.utils.get_model(model_name)
     except (ValueError, ImportError):
