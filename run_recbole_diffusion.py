@@ -6,8 +6,9 @@
 
     --tune=SPACE.yaml [--ray_address=HOST:PORT] [--tune_dir=ray_results] [--resume]
         a Ray Tune search of --model over SPACE.yaml (see properties/tune/)
-    --compare=DiffRec,recbole.DiffRec,BPR [--output=comparison]
-        train each model on the same data and seed; write a table (md, csv) and a plot (html)
+    --compare=DiffRec,recbole.DiffRec,BPR [--seeds=2020,2021,2022] [--reference=DiffRec] [--output=comparison]
+        train each model with each seed on one split; write mean ± std, p-values against the
+        reference (md, csv) and a page with figures (html); --seeds alone does this for --model
 """
 
 import os
@@ -44,12 +45,16 @@ def tune(args, overrides):
 
 
 def compare(args, overrides):
-    from recbole_diffusion.quick_start.compare import compare as run_comparison, markdown_table
+    """--compare=A,B (or one --model with --seeds): every model x seed, then the report."""
+    from recbole_diffusion.quick_start.compare import compare as run_comparison
 
-    models = [name.strip() for name in args.compare.split(",") if name.strip()]
-    rows = run_comparison(models, args.dataset, args.config_file_list, overrides, output_dir=args.output)
-    print(markdown_table(rows))
-    print(f"\nwritten: {args.output}/comparison.md, comparison.csv, comparison.html")
+    models = [name.strip() for name in (args.compare or args.model).split(",") if name.strip()]
+    run_comparison(
+        models, args.dataset, args.config_file_list, overrides, output_dir=args.output, seeds=args.seeds, reference=args.reference
+    )
+    with open(os.path.join(args.output, "comparison.md"), encoding="utf-8") as f:
+        print(f.read())
+    print(f"written: {args.output}/comparison.md, summary.csv, runs.csv, comparison.html")
 
 
 def main():
@@ -66,7 +71,7 @@ def main():
 def dispatch(args, overrides):
     if args.tune:
         return tune(args, overrides)
-    if args.compare:
+    if args.compare or args.seeds:
         return compare(args, overrides)
     run(
         args.model, args.dataset, config_file_list=args.config_file_list, config_dict=overrides, nproc=args.nproc,

@@ -131,7 +131,7 @@ def main():
 
     config_file = os.path.join(args.data_dir, "zhihu-dreamrec", "zhihu-dreamrec.yaml")
     if not os.path.isfile(config_file):
-        config_file = dreamrec_to_atomic(args.src, args.data_dir)
+        config_file = dreamrec_to_atomic(args.src, args.data_dir, trust_pickle=True)  # the files published with the paper
     os.makedirs(args.results, exist_ok=True)
     runs = {}
     for seed in (int(s) for s in args.seeds.split(",")):

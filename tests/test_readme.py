@@ -12,7 +12,7 @@ import pytest
 from recbole_diffusion.config import Config
 from recbole_diffusion.config.arguments import parse_command_line
 from recbole_diffusion.data.convert import benchmark_yaml, sequence_yaml
-from recbole_diffusion.quick_start.compare import keys_for_other_models
+from recbole_diffusion.quick_start.compare import plan
 from recbole_diffusion.quick_start.tune import check_space_keys, load_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,8 +86,6 @@ def test_command_runs_as_printed(document, command, tmp_path, monkeypatch):
         check_space_keys(spec, args.tune, args.model, args.dataset, files, {**(spec.get("config") or {}), **overrides})
     elif args.compare:
         models = args.compare.split(",")
-        extra = keys_for_other_models(models, args.dataset, files, overrides, {})
-        for model in models:
-            Config(model=model, dataset=args.dataset, config_file_list=files, config_dict={**overrides, "extra_config_keys": extra[model]})
+        plan(models, args.dataset, files, overrides, {})  # every model's Config, as --compare builds them
     else:
         Config(model=args.model, dataset=args.dataset, config_file_list=files, config_dict=overrides)

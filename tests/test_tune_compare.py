@@ -1,5 +1,6 @@
 """Ray Tune searches and side-by-side comparisons."""
 
+import csv
 import math
 from pathlib import Path
 
@@ -7,7 +8,9 @@ import pytest
 import ray
 import yaml
 
+from recbole_diffusion.config import Config
 from recbole_diffusion.quick_start.compare import compare
+from recbole_diffusion.quick_start.report import paired_test, per_user_values
 from recbole_diffusion.model.diffusion import SCALED_SCHEDULES
 from recbole_diffusion.quick_start import load_data_and_model
 from recbole_diffusion.quick_start.tune import SearchError, check_space_keys, load_search_space, run_search, trial_resources
@@ -112,15 +115,15 @@ def test_compare_a_plugin_model_with_a_builtin(tmp_path):
         assert set(row["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in (10, 20)}
         assert row["epochs"] == 1 and row["s_per_epoch"] > 0 and row["s_per_eval"] > 0 and row["peak_mem_mb"] > 0
     table = (tmp_path / "out" / "comparison.md").read_text()
-    assert "| DiffRec |" in table and "| Pop |" in table and "s_per_epoch" in table
-    assert (tmp_path / "out" / "comparison.csv").read_text().count("\n") == 3
+    assert "| DiffRec |" in table and "| Pop |" in table and "s / epoch" in table
+    assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == 3
     assert (tmp_path / "out" / "comparison.html").stat().st_size > 0
 
 
 def test_compare_applies_the_first_models_own_config(tmp_path):
-    """SASRec with CE loss is only valid with its own override (no negative sampling)."""
+    """The first model's own overrides apply to it (here SASRec with BPR loss, so with negative sampling)."""
     small = {"epochs": 1, "hidden_size": 8, "inner_size": 8, "n_layers": 1, "MAX_ITEM_LIST_LENGTH": 5, "checkpoint_dir": str(tmp_path / "saved")}
-    per_model = {"SASRec": {"loss_type": "CE", "train_neg_sample_args": None}}
+    per_model = {"SASRec": {"loss_type": "BPR"}}  # not CE: needs RecBole's negative sampling back
     (row,) = compare(["SASRec"], "ml-100k", config_dict=small, model_config=per_model)
     assert row["model"] == "SASRec" and 0.0 <= row["test_result"]["hit@10"] <= 1.0
 
@@ -142,3 +145,75 @@ def test_trials_take_a_gpu_share_only_where_there_are_gpus():
     assert trial_resources({"cpu": 2, "gpu": 0.5}, cluster_gpus=0) == {"cpu": 2, "gpu": 0.5}
     with pytest.raises(ConfigError, match="gpu = 'some'"):
         trial_resources({"gpu": "some"}, cluster_gpus=1)
+
+
+def test_paired_test_has_the_known_answer():
+    reference = {str(u): 0.0 for u in range(8)}
+    better = {str(u): float(u + 1) for u in range(8)}  # all 8 differences positive, distinct ranks
+    p_value, difference, users = paired_test(reference, better)
+    assert users == 8 and difference == 4.5
+    assert math.isclose(p_value, 2 / 2**8)  # exact two-sided: only the all-positive sign pattern and its mirror
+    assert paired_test(reference, dict(reference)) == (1.0, 0.0, 8)
+    assert paired_test(reference, {"x": 1.0})[2] == 0
+
+
+def test_per_user_values_average_to_recboles_metrics():
+    """The per-user values are the numbers RecBole averages into its result."""
+    import torch
+    from recbole.evaluator import Evaluator
+    from recbole.evaluator.collector import DataStruct
+
+    config = Config(model="BPR", dataset="ml-100k", config_dict={"metrics": ["Recall", "NDCG", "Hit", "MRR", "Precision"], "topk": [1, 3]})
+    hits = torch.tensor([[1, 0, 1], [0, 0, 0], [0, 1, 1], [1, 1, 1]])
+    struct = DataStruct()
+    struct.set("rec.topk", torch.cat([hits, torch.tensor([[2], [1], [4], [3]])], dim=1))
+    evaluator = Evaluator(config)
+    values = per_user_values(evaluator, struct, [11, 12, 13, 14])
+    result = evaluator.evaluate(struct)
+    for name, per_user in values.items():
+        assert list(per_user) == ["11", "12", "13", "14"]
+        assert math.isclose(sum(per_user.values()) / 4, result[name], abs_tol=1e-4)
+    assert values["recall@3"] == {"11": 1.0, "12": 0.0, "13": 0.5, "14": 1.0}
+
+
+def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
+    out = tmp_path / "out"
+    runs = compare(
+        ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021]
+    )
+    assert [(run["model"], run["seed"]) for run in runs] == [("DiffRec", 2020), ("DiffRec", 2021), ("BPR", 2020), ("BPR", 2021)]
+    # one split for every seed: the same test users, and seeds change the result
+    assert set(runs[0]["per_user"]["recall@20"]) == set(runs[3]["per_user"]["recall@20"])
+    assert runs[0]["test_result"] != runs[1]["test_result"]
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    bpr = {row["metric"]: row for row in summary if row["model"] == "BPR"}
+    assert set(bpr) == {f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in (10, 20)}
+    values = [run["test_result"]["recall@20"] for run in runs if run["model"] == "BPR"]
+    assert math.isclose(float(bpr["recall@20"]["mean"]), sum(values) / 2)
+    assert math.isclose(float(bpr["recall@20"]["std"]), abs(values[0] - values[1]) / 2**0.5)
+    assert 0 <= float(bpr["recall@20"]["p_value"]) <= 1 and bpr["recall@20"]["direction"] in ("better", "worse", "no significant difference")
+    assert "± " in (out / "comparison.md").read_text() and "p-values against DiffRec" in (out / "comparison.md").read_text()
+    assert len(list(csv.DictReader((out / "runs.csv").open()))) == 4
+    # a rerun with the same settings reuses the log instead of training again
+    again = compare(["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021])
+    assert [run["wall_s"] for run in again] == [run["wall_s"] for run in runs]
+
+
+def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
+    import recbole_diffusion.quick_start.compare as compare_module
+
+    real = compare_module._measure_in_child
+    monkeypatch.setattr(compare_module, "_run_in_fresh_process", lambda context, model, dataset, files, overrides: (
+        {"model": model, "seed": overrides["seed"], "error": "RuntimeError: boom"} if overrides["seed"] == 2021
+        else real(model, dataset, files, overrides)
+    ))
+    runs = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
+    assert runs[1] == {"model": "BPR", "seed": 2021, "error": "RuntimeError: boom", "settings": runs[1]["settings"]}
+    text = (tmp_path / "comparison.md").read_text()
+    assert "BPR, seed 2021: RuntimeError: boom" in text and "| 1 |" in text  # one finished seed in the mean
+    assert [row["status"] for row in csv.DictReader((tmp_path / "runs.csv").open())] == ["finished", "crashed"]
+
+
+def test_compare_refuses_to_mix_model_types():
+    with pytest.raises(ConfigError, match=r"mixes model types: DiffRec \(general\), SASRec \(sequential\)"):
+        compare(["DiffRec", "SASRec"], "ml-100k", config_dict={"epochs": 1})

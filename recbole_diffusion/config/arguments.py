@@ -30,7 +30,21 @@ def build_parser(description=None):
     parser.add_argument("--resume", action="store_true", help="resume the search of that name")
     parser.add_argument("--compare", type=str, default=None, help="comma-separated models to compare")
     parser.add_argument("--output", type=str, default="comparison", help="directory of the comparison report")
+    parser.add_argument(
+        "--seeds", type=seed_list, default=None, help="comma-separated seeds: one fresh run per model and seed, same split"
+    )
+    parser.add_argument("--reference", type=str, default=None, help="model the others are tested against (default: the first)")
     return parser
+
+
+def seed_list(text):
+    try:
+        seeds = [int(seed) for seed in text.split(",") if seed.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds={text}: give integers separated by commas, e.g. 2020,2021,2022") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds={text}: give distinct integers separated by commas")
+    return seeds
 
 
 def parse_value(text):

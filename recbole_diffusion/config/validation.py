@@ -20,6 +20,8 @@ PLUGIN_RUN_DEFAULTS = {
     "divergence_factor": 10000.0,
     # Config keys the user adds on purpose (read by their own model); no typo check for them.
     "extra_config_keys": [],
+    # The seed of the data split (None: seed). Runs over several seeds share one split this way.
+    "split_seed": None,
 }
 # Set by RecBole's distributed launch (run_recbole's --nproc etc.) rather than a yaml.
 DISTRIBUTED_KEYS = {"local_rank", "nproc", "world_size", "offset", "ip", "port"}

@@ -1,10 +1,10 @@
-"""Train several models on one dataset, split and seed, and tabulate quality and cost.
+"""Train several models on one split over several seeds, and report quality, cost and significance.
 
-Each model runs in a fresh process (so its peak memory is its own) through the plugin's usual
-pipeline; the result is a markdown table, a CSV and an HTML bar chart of the metrics.
+Each (model, seed) runs in a fresh process (so its peak memory is its own) through the plugin's
+usual pipeline; :mod:`.report` writes the tables and the page.
 """
 
-import csv
+import json
 import os
 import resource
 import time
@@ -13,9 +13,15 @@ from multiprocessing import get_context
 
 import torch
 
+from recbole_diffusion.utils.checks import ConfigError
+
+# RecBole's model types by how their data is split and evaluated (a comparison stays in one).
+SPLIT_FAMILIES = {
+    "GENERAL": "general", "TRADITIONAL": "general", "KNOWLEDGE": "general",
+    "SEQUENTIAL": "sequential", "CONTEXT": "context-aware", "DECISIONTREE": "context-aware",
+}
 # Every model is evaluated as the first one is (its metrics, cut-offs and selection metric).
 SHARED_EVALUATION_KEYS = ("metrics", "topk", "valid_metric")
-COST_COLUMNS = ["epochs", "best_epoch", "s_per_epoch", "s_per_eval", "params", "peak_mem_mb"]
 
 
 class _Clock:
@@ -47,14 +53,15 @@ def _peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure_run(model, dataset, config_file_list=None, config_dict=None):
+def measure_run(model, dataset, config_file_list=None, config_dict=None, per_user=False):
     """Train and test one model; returns its test metrics and what it cost.
 
     ``s_per_epoch`` is the mean training time of an epoch, ``s_per_valid`` of a validation pass,
     ``s_test`` the final test pass (best checkpoint reloaded), ``s_per_eval`` the mean of all
     evaluation passes; ``cpu_s_*`` are the same in CPU seconds of this process and ``load_avg`` the
     mean 1-minute host load sampled after each (above the thread count, other jobs shared the
-    cores). ``peak_mem_mb`` is the process's peak RSS (CPU) or peak allocated CUDA memory.
+    cores). ``peak_mem_mb`` is the process's peak RSS (CPU) or peak allocated CUDA memory. With
+    ``per_user``, ``per_user`` holds each test user's value of every top-k metric (for paired tests).
     """
     from logging import getLogger
 
@@ -70,6 +77,7 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None):
     train_clock, eval_clock, valid_scores = _Clock(), _Clock(), []
     trainer._train_epoch = train_clock.wrap(trainer._train_epoch)
     trainer.evaluate = eval_clock.wrap(trainer.evaluate)
+    test_users = PerUserCapture(trainer, config["USER_ID_FIELD"]) if per_user else None
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=True, callback_fn=lambda epoch, score: valid_scores.append((epoch, score))
@@ -100,40 +108,124 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None):
         "eval_batch_size": config["eval_batch_size"],
         "threads": torch.get_num_threads(),
         "seed": config["seed"],
+        **({"per_user": test_users.values} if per_user else {}),
     }
+
+
+class PerUserCapture:
+    """Each user's value of every top-k metric in a trainer's latest evaluation (the test, last).
+
+    The user ids come from the batches RecBole's collector sees, the values from RecBole's own
+    evaluation data (:func:`..report.per_user_values`)."""
+
+    def __init__(self, trainer, user_field):
+        self.values, users = {}, []
+        collect, evaluate = trainer.eval_collector.eval_batch_collect, trainer.evaluator.evaluate
+
+        def collect_with_users(scores, interaction, positive_u, positive_i):
+            users.extend(interaction[user_field].tolist())
+            return collect(scores, interaction, positive_u, positive_i)
+
+        def evaluate_per_user(struct):
+            from recbole_diffusion.quick_start.report import per_user_values
+
+            self.values = per_user_values(trainer.evaluator, struct, list(users))
+            users.clear()
+            return evaluate(struct)
+
+        trainer.eval_collector.eval_batch_collect = collect_with_users
+        trainer.evaluator.evaluate = evaluate_per_user
 
 
 def _measure_in_child(model, dataset, config_file_list, config_dict):
     import recbole_diffusion  # noqa: F401  (the child is a fresh interpreter: install the hooks)
 
-    return measure_run(model, dataset, config_file_list, config_dict)
+    return measure_run(model, dataset, config_file_list, config_dict, per_user=True)
 
 
-def compare(models, dataset, config_file_list=None, config_dict=None, model_config=None, output_dir=None):
-    """Run ``models`` one after another, each in a fresh process, on the same data and seed.
+def compare(models, dataset, config_file_list=None, config_dict=None, model_config=None, output_dir=None, seeds=None, reference=None):
+    """Run every model with every seed, each (model, seed) in a fresh process, on one split.
 
-    ``config_dict`` applies to every model, ``model_config[name]`` (a dict) to one model only;
-    the evaluation keys (``metrics``, ``topk``, ``valid_metric``) of the first model apply to all.
-    Returns the rows; with ``output_dir``, writes ``comparison.md``, ``comparison.csv`` and
-    ``comparison.html`` there.
+    ``config_dict`` applies to every model, ``model_config[name]`` (a dict) to one model only; the
+    evaluation keys (``metrics``, ``topk``, ``valid_metric``) of the first model apply to all. The
+    split is RecBole's for ``dataset`` (seeded by the config's ``seed``, not by the run's seed,
+    which seeds the model and training only). Models of different RecBole types (general,
+    sequential, context-aware) split the data differently: they are refused before any training.
+    A crashed run is kept with its error (``"error"``), never dropped. Returns the runs; with
+    ``output_dir``, writes the report (:func:`..report.write_report`) and keeps every finished run
+    in ``runs.jsonl`` there, which a rerun with the same settings reuses.
     """
-    from recbole_diffusion.config import Config
+    from recbole_diffusion.quick_start.report import load_runs, write_report
 
-    first_dict = {**(config_dict or {}), **((model_config or {}).get(models[0], {}))}
-    extra_keys = keys_for_other_models(models, dataset, config_file_list, config_dict or {}, model_config or {})
-    first_dict["extra_config_keys"] = extra_keys[models[0]]
-    first = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=first_dict)
+    configs, extra_keys = plan(models, dataset, config_file_list, config_dict or {}, model_config or {})
+    first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
-    rows = []
-    context = get_context("spawn")
+    seeds = list(seeds or [first["seed"]])
+    reference = reference or models[0]
+    if reference not in models:
+        raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
+    settings = {"dataset": first["dataset"], "config_files": list(config_file_list or []), "config": config_dict or {},
+                "model_config": model_config or {}}
+    log = os.path.join(output_dir, "runs.jsonl") if output_dir else None
+    done = [run for run in load_runs(log) if run.get("settings") == json.loads(json.dumps(settings, default=str))] if log else []
+    runs, context = [], get_context("spawn")
     for model in models:
-        overrides = {**shared, **(config_dict or {}), **((model_config or {}).get(model, {}))}
-        overrides["extra_config_keys"] = extra_keys[model]
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            rows.append(pool.submit(_measure_in_child, model, dataset, config_file_list, overrides).result())
+        for seed in seeds:
+            run = next((r for r in done if r["model"] == configs[model].model_label and r["seed"] == seed), None)
+            if run is None:
+                overrides = {**shared, **(config_dict or {}), **((model_config or {}).get(model, {})), "seed": seed}
+                overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
+                run = _run_in_fresh_process(context, configs[model].model_label, dataset, config_file_list, overrides)
+                run["settings"] = settings
+                if log:
+                    os.makedirs(output_dir, exist_ok=True)
+                    with open(log, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(run, default=str) + "\n")
+            runs.append(run)
     if output_dir:
-        write_report(rows, output_dir)
-    return rows
+        seeds_text = ", ".join(map(str, seeds))
+        title = (
+            f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
+            f"at most {first['epochs']} epochs, valid {first['valid_metric']}"
+        )
+        metrics = [name for name in runs_metric_names(runs)]
+        write_report(output_dir, title, runs, configs[reference].model_label, metrics)
+    return runs
+
+
+def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(_measure_in_child, model, dataset, config_file_list, overrides).result()
+    except Exception as error:  # noqa: BLE001  (reported in the table, never silently dropped)
+        return {"model": model, "seed": overrides["seed"], "error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+
+
+def _split_text(config):
+    args = config["eval_args"] or {}
+    return f"{args.get('split')} ordered {args.get('order')}, evaluated {args.get('mode')}"
+
+
+def runs_metric_names(runs):
+    names = []
+    for run in runs:
+        names += [name for name in run.get("test_result", {}) if name not in names]
+    return names
+
+
+def plan(models, dataset, config_file_list, config_dict, model_config):
+    """Each model's Config (every error before any training) and the keys it lets pass for others;
+    models of different RecBole types are refused."""
+    extra_keys, configs = keys_for_other_models(models, dataset, config_file_list, config_dict, model_config)
+    types = {model: SPLIT_FAMILIES.get(configs[model]["MODEL_TYPE"].name, "other") for model in models}
+    if len(set(types.values())) > 1:
+        listing = ", ".join(f"{model} ({kind})" for model, kind in types.items())
+        raise ConfigError(
+            f"--compare mixes model types: {listing}. RecBole splits and evaluates each type differently "
+            "(general: every user's held-out items; sequential: the next item of each history; context-aware: "
+            "labelled rows), so their metrics would not describe the same test set. Compare models of one type"
+        )
+    return configs, extra_keys
 
 
 def keys_for_other_models(models, dataset, config_file_list, config_dict, model_config):
@@ -156,50 +248,4 @@ def keys_for_other_models(models, dataset, config_file_list, config_dict, model_
         if all(key in unknown[model] for model in models):
             known = set.union(*(known_keys(config, declared=False) for config in configs.values()))
             raise unknown_key_error(key, config_dict[key], " / ".join(models), known)
-    return {model: declared + unknown[model] for model in models}
-
-
-def metric_names(rows):
-    names = []
-    for row in rows:
-        names += [name for name in row["test_result"] if name not in names]
-    return names
-
-
-def table_rows(rows):
-    """[header, *lines] of the comparison: test metrics, then the cost columns."""
-    metrics = metric_names(rows)
-    lines = [["model", *metrics, *COST_COLUMNS]]
-    for row in rows:
-        values = [row["test_result"].get(name, "") for name in metrics]
-        costs = [row["epochs"], row["best_epoch"], f"{row['s_per_epoch']:.2f}", f"{row['s_per_eval']:.2f}", row["params"], f"{row['peak_mem_mb']:.0f}"]
-        lines.append([row["model"], *values, *costs])
-    return lines
-
-
-def markdown_table(rows):
-    header, *lines = table_rows(rows)
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(value) for value in line) + " |" for line in lines]
-    return "\n".join(out)
-
-
-def write_report(rows, output_dir):
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as f:
-        f.write(markdown_table(rows) + "\n")
-    with open(os.path.join(output_dir, "comparison.csv"), "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(table_rows(rows))
-    write_plot(rows, os.path.join(output_dir, "comparison.html"))
-
-
-def write_plot(rows, path):
-    """Grouped bars of every test metric per model, as a self-contained HTML page (plotly)."""
-    import plotly.graph_objects as go
-
-    metrics = metric_names(rows)
-    figure = go.Figure(
-        [go.Bar(name=row["model"], x=metrics, y=[row["test_result"].get(m) for m in metrics]) for row in rows]
-    )
-    figure.update_layout(barmode="group", title="Test metrics", yaxis_title="value")
-    figure.write_html(path, include_plotlyjs=True)
+    return {model: declared + unknown[model] for model in models}, configs

@@ -35,13 +35,20 @@ def _run_in_process(rank, model, dataset, config_file_list, config_dict, saved, 
     run_recbole_diffusion(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved, queue)
 
 
+def split_data(config):
+    """Dataset and its train / valid / test dataloaders, seeded by ``split_seed`` (else ``seed``).
+
+    Seeded here too (RecBole seeds before create_dataset), so that the split is reproducible on its
+    own, equal across the runs of a comparison over seeds, and rebuilt as is from a checkpoint.
+    """
+    init_seed(config["split_seed"] if config["split_seed"] is not None else config["seed"], config["reproducibility"])
+    dataset = create_plugin_dataset(config)
+    return dataset, data_preparation(config, dataset)
+
+
 def build(config):
     """Dataset, split dataloaders, model and trainer for a config (seeded as RecBole does)."""
-    # Seed the split too (RecBole seeds before create_dataset), so build(config) is reproducible
-    # on its own and matches the split load_data_and_model rebuilds from a checkpoint.
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_plugin_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+    dataset, (train_data, valid_data, test_data) = split_data(config)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"], config.model_class)(config, model)
@@ -126,13 +133,11 @@ def load_data_and_model(model_file, device=None):
     """
     checkpoint = load_checkpoint(model_file, map_location="cpu")
     config = Config.from_data(checkpoint["config"], device=device)
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(config)
-    dataset = create_plugin_dataset(config)
+    dataset, (train_data, valid_data, test_data) = split_data(config)
     logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])

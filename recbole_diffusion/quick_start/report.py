@@ -1,0 +1,209 @@
+"""Statistics and the written report of a comparison over seeds.
+
+- :func:`per_user_values`: each test user's value of every top-k metric, from RecBole's own
+  evaluation data (the same numbers RecBole averages).
+- :func:`paired_test`: Wilcoxon signed-rank test between two models over the users both were
+  tested on (each user's value averaged over the seeds first).
+- :func:`summarise`: mean ± std over seeds per model and metric, the p-value and direction against
+  the reference model; :func:`write_report` writes it as markdown, CSV and one HTML page.
+"""
+
+import csv
+import html
+import inspect
+import json
+import math
+import os
+
+import numpy as np
+
+from recbole.evaluator.base_metric import TopkMetric
+
+COSTS = [("s_per_epoch", "s / epoch"), ("s_per_eval", "s / eval"), ("params", "parameters"), ("peak_mem_mb", "peak memory (MB)")]
+SIGNIFICANCE = 0.05
+
+
+def per_user_values(evaluator, struct, users):
+    """{'recall@20': {user id: value}, ...} for every top-k metric of RecBole's ``evaluator``."""
+    if "rec.topk" not in struct or len(users) != len(struct.get("rec.topk")):
+        return {}
+    out = {}
+    for name, metric in evaluator.metric_class.items():
+        if not isinstance(metric, TopkMetric):
+            continue
+        pos_index, pos_len = metric.used_info(struct)
+        takes_len = len(inspect.signature(metric.metric_info).parameters) == 2
+        matrix = metric.metric_info(pos_index, pos_len) if takes_len else metric.metric_info(pos_index)
+        for k in metric.topk:
+            out[f"{name}@{k}"] = dict(zip(map(str, users), matrix[:, k - 1].tolist()))  # str: as a JSON log keeps them
+    return out
+
+
+def mean_over_seeds(runs, metric):
+    """{user: the user's value of ``metric`` averaged over the runs (seeds) that tested them}."""
+    sums, counts = {}, {}
+    for run in runs:
+        for user, value in (run.get("per_user") or {}).get(metric, {}).items():
+            sums[user] = sums.get(user, 0.0) + value
+            counts[user] = counts.get(user, 0) + 1
+    return {user: sums[user] / counts[user] for user in sums}
+
+
+def paired_test(reference, other):
+    """(p-value, mean of other - reference, users) of a two-sided Wilcoxon signed-rank test over the
+    users both dicts have; p = 1 when every difference is zero, NaN without common users."""
+    from scipy.stats import wilcoxon
+
+    users = sorted(set(reference) & set(other))
+    if not users:
+        return math.nan, math.nan, 0
+    diff = np.array([other[u] - reference[u] for u in users])
+    if not diff.any():
+        return 1.0, 0.0, len(users)
+    return float(wilcoxon(diff).pvalue), float(diff.mean()), len(users)
+
+
+def summarise(runs, reference, metrics):
+    """Rows (model, metric, mean, std, seeds, p_value, direction) of finished runs, models in order."""
+    models = list(dict.fromkeys(run["model"] for run in runs))
+    finished = {model: [run for run in runs if run["model"] == model and "error" not in run] for model in models}
+    rows = []
+    for model in models:
+        for metric in metrics:
+            values = [run["test_result"][metric] for run in finished[model] if metric in run["test_result"]]
+            row = {"model": model, "metric": metric, "mean": _mean(values), "std": _std(values), "seeds": len(values)}
+            row["p_value"], row["difference"], row["users"] = (math.nan, math.nan, 0)
+            if model != reference and finished.get(reference):
+                row["p_value"], row["difference"], row["users"] = paired_test(
+                    mean_over_seeds(finished[reference], metric), mean_over_seeds(finished[model], metric)
+                )
+            row["direction"] = _direction(row["p_value"], row["difference"]) if model != reference else "reference"
+            rows.append(row)
+    return rows
+
+
+def _mean(values):
+    return float(np.mean(values)) if values else math.nan
+
+
+def _std(values):
+    return float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else math.nan)
+
+
+def _direction(p_value, difference):
+    if math.isnan(p_value):
+        return "n/a"
+    if p_value >= SIGNIFICANCE or difference == 0:
+        return "no significant difference"
+    return "better" if difference > 0 else "worse"
+
+
+def cost_summary(runs):
+    """{model: {cost: mean over finished seeds}}."""
+    out = {}
+    for run in runs:
+        if "error" not in run:
+            out.setdefault(run["model"], []).append(run)
+    return {model: {key: _mean([r[key] for r in group]) for key, _ in COSTS} for model, group in out.items()}
+
+
+def _mark(row):
+    return {"better": " ▲", "worse": " ▼"}.get(row["direction"], "")
+
+
+def markdown(title, summary, runs, reference, metrics):
+    models = list(dict.fromkeys(run["model"] for run in runs))
+    cell = {(row["model"], row["metric"]): row for row in summary}
+    lines = [f"# {title}", "", f"Mean ± std over seeds of the test metrics; ▲ / ▼: better / worse than {reference} "
+             f"(two-sided Wilcoxon signed-rank over test users, p < {SIGNIFICANCE}).", ""]
+    lines += ["| model | " + " | ".join(metrics) + " | seeds |", "|---|" + "---|" * (len(metrics) + 1)]
+    for model in models:
+        values = [f"{cell[model, m]['mean']:.4f} ± {cell[model, m]['std']:.4f}{_mark(cell[model, m])}" for m in metrics]
+        lines.append(f"| {model} | " + " | ".join(values) + f" | {cell[model, metrics[0]]['seeds']} |")
+    lines += ["", f"p-values against {reference}:", "", "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for model in models:
+        if model != reference:
+            lines.append(f"| {model} | " + " | ".join(f"{cell[model, m]['p_value']:.3g}" for m in metrics) + " |")
+    costs = cost_summary(runs)
+    lines += ["", "| model | " + " | ".join(label for _, label in COSTS) + " |", "|---|" + "---|" * len(COSTS)]
+    for model, values in costs.items():
+        lines.append(f"| {model} | " + " | ".join(_number(values[key]) for key, _ in COSTS) + " |")
+    crashed = [run for run in runs if "error" in run]
+    if crashed:
+        lines += ["", "Crashed runs (not in the means):", ""]
+        lines += [f"- {run['model']}, seed {run['seed']}: {run['error']}" for run in crashed]
+    return "\n".join(lines) + "\n"
+
+
+def _number(value):
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.2f}" if value < 1000 else f"{value:,.0f}"
+
+
+def write_report(output_dir, title, runs, reference, metrics):
+    """``comparison.md``, ``summary.csv`` (model x metric), ``runs.csv`` (model x seed) and
+    ``comparison.html``; returns the summary rows."""
+    os.makedirs(output_dir, exist_ok=True)
+    summary = summarise(runs, reference, metrics)
+    with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as f:
+        f.write(markdown(title, summary, runs, reference, metrics))
+    with open(os.path.join(output_dir, "summary.csv"), "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(summary[0]) + ["reference"])
+        writer.writeheader()
+        writer.writerows({**row, "reference": reference} for row in summary)
+    run_fields = ["model", "seed", "status", *metrics, "epochs", "best_epoch", *(key for key, _ in COSTS), "load_avg", "error"]
+    with open(os.path.join(output_dir, "runs.csv"), "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=run_fields, extrasaction="ignore")
+        writer.writeheader()
+        for run in runs:
+            writer.writerow({**run, **run.get("test_result", {}), "status": "crashed" if "error" in run else "finished"})
+    write_html(os.path.join(output_dir, "comparison.html"), title, summary, runs, reference, metrics)
+    return summary
+
+
+def write_html(path, title, summary, runs, reference, metrics):
+    """One self-contained page: metric bars with std error bars and significance marks, a cost panel."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    models = list(dict.fromkeys(run["model"] for run in runs))
+    cell = {(row["model"], row["metric"]): row for row in summary}
+    costs = cost_summary(runs)
+    figure = make_subplots(
+        rows=2, cols=len(COSTS), specs=[[{"colspan": len(COSTS)}] + [None] * (len(COSTS) - 1), [{}] * len(COSTS)],
+        subplot_titles=[f"test metrics (mean ± std over seeds; ▲/▼ vs {reference}, p < {SIGNIFICANCE})", *(label for _, label in COSTS)],
+        row_heights=[0.62, 0.38], vertical_spacing=0.14,
+    )
+    palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
+    for i, model in enumerate(models):
+        color = palette[i % len(palette)]
+        rows = [cell[model, m] for m in metrics]
+        figure.add_trace(
+            go.Bar(
+                name=model, x=metrics, y=[r["mean"] for r in rows], marker_color=color, legendgroup=model,
+                error_y={"type": "data", "array": [r["std"] for r in rows], "visible": True},
+                text=[_mark(r).strip() for r in rows], textposition="outside",
+                hovertext=[f"{model} {r['metric']}: {r['mean']:.4f} ± {r['std']:.4f}, p = {r['p_value']:.3g}" for r in rows],
+            ),
+            row=1, col=1,
+        )
+        for j, (key, _) in enumerate(COSTS):
+            value = costs.get(model, {}).get(key)
+            figure.add_trace(
+                go.Bar(name=model, x=[model], y=[value], marker_color=color, legendgroup=model, showlegend=False),
+                row=2, col=j + 1,
+            )
+    figure.update_layout(
+        title={"text": html.escape(title), "x": 0.5}, barmode="group", height=820, width=1200,
+        template="plotly_white", legend={"orientation": "h", "y": 1.08, "x": 0.5, "xanchor": "center"},
+        margin={"t": 140},
+    )
+    figure.update_xaxes(showticklabels=False, row=2)
+    figure.write_html(path, include_plotlyjs=True, config={"displaylogo": False})
+
+
+def load_runs(path):
+    """The runs of a comparison's JSONL log (one finished or crashed (model, seed) a line)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
