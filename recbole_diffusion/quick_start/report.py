@@ -189,7 +189,10 @@ def write_html(path, title, summary, runs, reference, metrics):
         for j, (key, _) in enumerate(COSTS):
             value = costs.get(model, {}).get(key)
             figure.add_trace(
-                go.Bar(name=model, x=[model], y=[value], marker_color=color, legendgroup=model, showlegend=False),
+                go.Bar(
+                    name=model, x=[model], y=[value], marker_color=color, legendgroup=model, showlegend=False,
+                    text=[_number(value)], textposition="auto",
+                ),
                 row=2, col=j + 1,
             )
     figure.update_layout(
