@@ -204,12 +204,14 @@ def reference_update(history, count, t, losses):
 
 
 def test_update_loss_history_is_the_per_sample_fifo(diffusion):
+    """The vectorised update equals the authors' per-sample loop."""
     gen = torch.Generator().manual_seed(3)
     history = np.zeros(tuple(diffusion.loss_history.shape))
     count = np.zeros(T, dtype=np.int64)
-    for batch in range(6):
-        n = [3, 17, 40, 1, 25, 60][batch]
-        high = 4 if batch == 0 else T  # the first batch leaves some steps without any history
+    for batch in range(7):
+        n = [3, 17, 40, 1, 25, 60, 200][batch]
+        # the first batch leaves some steps without any history; the last brings more than a FIFO holds
+        high = 4 if batch in (0, 6) else T
         t = torch.randint(0, high, (n,), generator=gen)
         losses = torch.rand(n, generator=gen)
         diffusion.update_loss_history(t, losses)

@@ -181,11 +181,11 @@ def test_annealing_schedules_by_hand(train_dataset):
     expected_lambda = [0.1, 0.075, 0.05, 0.025, 0.02, 0.02]
     for e, value in enumerate(expected_lambda):
         model.update_count.fill_(e)
-        assert model.diffusion_weight() == pytest.approx(value, abs=1e-12)
+        assert float(model.diffusion_weight()) == pytest.approx(value, abs=1e-7)  # float32 on the device
     # beta = min(0.3, b/10) after b batches
     for b, value in enumerate([0.0, 0.1, 0.2, 0.3, 0.3]):
         model.update_count_vae.fill_(b)
-        assert model.kl_weight() == pytest.approx(value, abs=1e-12)
+        assert float(model.kl_weight()) == pytest.approx(value, abs=1e-7)
     constant = LDiffRec(make_config(n_cate=1, lamda=0.01, anneal_cap=0.02, anneal_steps=0, vae_anneal_cap=0.3, vae_anneal_steps=0), train_dataset)
     constant.update_count.fill_(7)
     constant.update_count_vae.fill_(7)

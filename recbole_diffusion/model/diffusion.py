@@ -186,26 +186,46 @@ class GaussianDiffusion(nn.Module):
         history, sampling is uniform.
         """
         device = self.betas.device
-        history_full = bool((self.loss_count == self.loss_history.shape[1]).all())
-        if not (importance and history_full):
+        if not importance:
             t = torch.randint(0, self.steps, (batch_size,), device=device)
             return t, torch.ones(batch_size, device=device)
+        # Chosen on the device, without reading the history's state back to the host.
+        history_full = (self.loss_count == self.loss_history.shape[1]).all()
         rms = self.loss_history.pow(2).mean(-1).sqrt()
-        probs = rms / rms.sum() * (1.0 - uniform_prob) + uniform_prob / self.steps
+        weighted = rms / rms.sum().clamp(min=torch.finfo(rms.dtype).tiny) * (1.0 - uniform_prob) + uniform_prob / self.steps
+        probs = torch.where(history_full, weighted, torch.full_like(weighted, 1.0 / self.steps))
         t = torch.multinomial(probs, batch_size, replacement=True)
         return t, (probs[t] * self.steps).float()
 
     @torch.no_grad()
     def update_loss_history(self, t, losses):
-        """Append each sample's loss to the FIFO of its timestep, in batch order."""
+        """Append each sample's loss to the FIFO of its timestep, in batch order (the authors'
+        per-sample loop), in a few tensor ops with no host synchronisation.
+
+        Per step s with ``c`` stored and ``n`` new losses, the FIFO keeps the last
+        ``c' = min(c + n, size)`` of (stored, new): everything moves ``c + n - c'`` places to the
+        front, and what would land before position 0 goes to a discarded extra column.
+        """
         losses = losses.detach().to(self.loss_history.dtype)
         size = self.loss_history.shape[1]
-        for step in torch.unique(t).tolist():
-            new = losses[t == step]
-            count = int(self.loss_count[step])
-            merged = torch.cat([self.loss_history[step, :count], new])[-size:]
-            self.loss_history[step, : len(merged)] = merged
-            self.loss_count[step] = len(merged)
+        count = self.loss_count
+        new = torch.bincount(t, minlength=self.steps)
+        kept = (count + new).clamp(max=size)
+        shift = count + new - kept
+        # each sample's rank among the batch's samples of its step, in batch order
+        order = torch.sort(t, stable=True).indices
+        sorted_t = t[order]
+        rank = torch.empty_like(t)
+        rank[order] = torch.arange(len(t), device=t.device) - torch.searchsorted(sorted_t, sorted_t)
+        merged = self.loss_history.new_zeros(self.steps, size + 1)  # column `size`: discarded writes
+        slots = torch.arange(size, device=t.device).expand(self.steps, size)
+        old_target = slots - shift[:, None]
+        old_target = torch.where((slots < count[:, None]) & (old_target >= 0), old_target, size)
+        merged.scatter_(1, old_target, self.loss_history)
+        new_target = count[t] + rank - shift[t]
+        merged[t, torch.where(new_target >= 0, new_target, size)] = losses
+        self.loss_history.copy_(merged[:, :size])
+        self.loss_count.copy_(kept)
 
     def loss_weight(self, t):
         """Per-sample weight of the x0-MSE that turns it into the ELBO term L_t (DiffRec Eq. (11)).

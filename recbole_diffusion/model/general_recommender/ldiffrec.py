@@ -406,15 +406,16 @@ class LDiffRec(DiffRec):
 
     # ----- loss weights ---------------------------------------------------------------------------
     def diffusion_weight(self):
-        """lambda: ``lamda`` decaying linearly per epoch to the floor ``anneal_cap``."""
+        """lambda: ``lamda`` decaying linearly per epoch to the floor ``anneal_cap`` (a 0-d tensor
+        computed on the counter's device: no host synchronisation per batch)."""
         if self.anneal_steps > 0:
-            return max((1.0 - int(self.update_count) / self.anneal_steps) * self.lamda, self.anneal_cap)
+            return ((1.0 - self.update_count / self.anneal_steps) * self.lamda).clamp(min=self.anneal_cap)
         return max(self.lamda, self.anneal_cap)
 
     def kl_weight(self):
-        """beta: the KL weight, rising linearly per batch to ``vae_anneal_cap``."""
+        """beta: the KL weight, rising linearly per batch to ``vae_anneal_cap`` (a 0-d tensor, as above)."""
         if self.vae_anneal_steps > 0:
-            return min(self.vae_anneal_cap, int(self.update_count_vae) / self.vae_anneal_steps)
+            return (self.update_count_vae / self.vae_anneal_steps).clamp(max=self.vae_anneal_cap)
         return self.vae_anneal_cap
 
     def end_train_epoch(self):

@@ -82,8 +82,9 @@ class HistoryEncoder(nn.Module):
         scores = q @ k.transpose(-1, -2) / dim**0.5
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
         allowed = causal & mask[:, None, None, :]
-        # -2^32 rather than -inf: a row with no allowed key attends uniformly, as in the authors' code
-        weights = torch.softmax(scores.masked_fill(~allowed, -(2.0**32)), dim=-1)
+        # the dtype's lowest value rather than -inf: a row with no allowed key attends uniformly, as
+        # with the authors' -2^32 (which overflows to -inf in half precision, and the row to NaN)
+        weights = torch.softmax(scores.masked_fill(~allowed, torch.finfo(scores.dtype).min), dim=-1)
         weights = self.attention_dropout(weights * mask[:, None, :, None])
         attended = (weights @ v).transpose(1, 2).reshape(batch, length, dim) + queries
         ff_in = self.ln_ff(attended)
