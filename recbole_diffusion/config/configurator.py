@@ -45,6 +45,22 @@ class Config(recbole.config.Config):
         if check is not None:
             check(self)
 
+    def _init_device(self):
+        """RecBole's, but a distributed run (``--nproc``) without CUDA uses gloo on the CPU
+        (RecBole 1.2.1 always asks for NCCL and one GPU per process)."""
+        final = self.final_config_dict
+        if "local_rank" not in final or (final["use_gpu"] and torch.cuda.is_available()):
+            return super()._init_device()
+        final["gpu_id"] = ""
+        rank = final["local_rank"]
+        torch.distributed.init_process_group(
+            backend="gloo", rank=rank + final["offset"], world_size=final["world_size"],
+            init_method=f"tcp://{final['ip']}:{final['port']}",
+        )
+        final.update(device=torch.device("cpu"), single_spec=False, use_gpu=False)
+        if rank != 0:
+            final.update(state="error", show_progress=False, verbose=False)
+
     def _load_cmd_line(self):
         return {}
 

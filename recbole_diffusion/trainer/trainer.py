@@ -2,6 +2,7 @@
 
 import math
 
+import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
@@ -18,10 +19,24 @@ class SafeTrainingMixin:
     - Checkpoints hold data only (:mod:`..utils.checkpoint`): the config as plain values, tensors,
       and ``other_parameter()`` state converted to tensors, so every RecBole model (ItemKNN and EASE
       keep scipy/numpy state) reloads its best checkpoint under a weights-only load.
+    - Distributed runs on CPU (gloo, see the Config): the model is wrapped for the CPU, not a GPU.
     - A training loss that is NaN / infinite, or above ``divergence_factor`` x max(|first batch
       loss|, 1), stops the run (:class:`TrainingDivergedError`) naming the epoch, the loss and the
       learning rate, before a diverged model can become the best checkpoint.
     """
+
+    def __init__(self, config, model):
+        distributed_cpu = not config["single_spec"] and config["device"].type == "cpu"
+        if distributed_cpu:  # RecBole would wrap the model for one GPU per process
+            config["single_spec"] = True
+        super().__init__(config, model)
+        if distributed_cpu:
+            config["single_spec"] = False
+            self.distributed_model = torch.nn.parallel.DistributedDataParallel(self.model)
+        if not config["single_spec"]:  # rank 0 writes the checkpoint: every rank reads that file
+            name = [getattr(self, "saved_model_file", None)]
+            torch.distributed.broadcast_object_list(name, src=0)
+            self.saved_model_file = name[0]
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -71,6 +86,8 @@ class SafeTrainingMixin:
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if eval_data and load_best_model:
+            if not self.config["single_spec"]:
+                torch.distributed.barrier()  # until rank 0 has written it
             checkpoint_file = model_file or self.saved_model_file
             self._load_model_state(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
