@@ -172,7 +172,6 @@ def run_one(spec, args):
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line: not ours
     import recbole_diffusion  # noqa: F401  (installs the plugin's hooks)
 
     from recbole_diffusion.config import Config

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import statistics
-import sys
 
 from runlog import read_jsonl
 
@@ -121,7 +120,6 @@ def protocols(curve):
 
 def main():
     args = parse_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 

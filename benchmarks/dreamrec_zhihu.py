@@ -12,7 +12,6 @@ Writes ``benchmarks/results/dreamrec_zhihu.md`` and prints it; finished models a
 
 import argparse
 import os
-import sys
 import time
 
 from runlog import RunLog
@@ -59,7 +58,6 @@ def sampler_rows(saved_model_file, samplers):
 
 def main():
     args = parse_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # also for the per-model child processes
     import torch
 

@@ -65,7 +65,6 @@ def main():
     parser.add_argument("--worker-length", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker_length is not None:
-        sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from the command line
         return worker(args)
 
     lines = [

@@ -188,16 +188,17 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             f"search '{experiment}': all {len(trials)} trials failed; the first: {trials.error.iloc[0]} "
             f"(every trial: {os.path.join(experiment, 'trials.csv')})"
         )
-    _keep_best_checkpoints(trials, int(spec.get("keep_checkpoints", 1)), mode)
+    ranked = _ranked(trials, mode)
+    _keep_best_checkpoints(trials, ranked, int(spec.get("keep_checkpoints", 1)))
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
-    best = results.get_best_result(metric=REPORTED_METRIC, mode=mode, scope="all")
-    best_row = trials[trials.trial_dir == best.path].iloc[0]
+    best_row = trials.loc[ranked[0]]
+    best = next(result for result in results if result.path == best_row.trial_dir)
     summary = {
         "config": {key: best.config[key] for key in spec["space"]},
         "valid": {k[len("valid/"):]: v for k, v in best.metrics.items() if k.startswith("valid/")},
         "test": {k[len("test/"):]: v for k, v in best.metrics.items() if k.startswith("test/")},
         "valid_metric": config["valid_metric"],
-        "best_valid_score": best.metrics.get(REPORTED_METRIC),
+        "best_valid_score": float(best_row[REPORTED_METRIC]),
         "status": best_row.status,
         "checkpoint": best_row.checkpoint,
         "path": best.path,
@@ -222,10 +223,14 @@ def _trial_checkpoint(trial_dir):
     return os.path.join(folder, files[-1]) if files else ""
 
 
-def _keep_best_checkpoints(trials, keep, mode):
-    """Delete the checkpoints of all but the ``keep`` best trials (by best valid score)."""
-    ranked = trials.sort_values(REPORTED_METRIC, ascending=(mode == "min"), na_position="last")
-    for index in ranked.index[keep:]:
+def _ranked(trials, mode):
+    """Trial indices, best valid score first; ties keep the trials' order (a resumed search agrees)."""
+    return list(trials.sort_values(REPORTED_METRIC, ascending=(mode == "min"), kind="mergesort", na_position="last").index)
+
+
+def _keep_best_checkpoints(trials, ranked, keep):
+    """Delete the checkpoints of all but the ``keep`` best trials."""
+    for index in ranked[keep:]:
         path = trials.at[index, "checkpoint"]
         if path and os.path.isfile(path):
             os.remove(path)
@@ -251,4 +256,5 @@ def _trials_table(results, searched, mode):
         row["checkpoint"] = _trial_checkpoint(result.path) if not result.error else ""
         row["trial_dir"] = result.path
         rows.append(row)
-    return pd.DataFrame(rows)
+    # in trial order (Ray numbers the trial directories), however Ray hands the results back
+    return pd.DataFrame(rows).sort_values("trial_dir", key=lambda dirs: dirs.map(os.path.basename), ignore_index=True)
