@@ -50,7 +50,8 @@ def compare(args, overrides):
 
     models = [name.strip() for name in (args.compare or args.model).split(",") if name.strip()]
     run_comparison(
-        models, args.dataset, args.config_file_list, overrides, output_dir=args.output, seeds=args.seeds, reference=args.reference
+        models, args.dataset, args.config_file_list, overrides, output_dir=args.output, seeds=args.seeds, reference=args.reference,
+        tune_trials=args.tune_trials, ray_address=args.ray_address,
     )
     with open(os.path.join(args.output, "comparison.md"), encoding="utf-8") as f:
         print(f.read())

@@ -1,9 +1,11 @@
 """Ray Tune searches and side-by-side comparisons."""
 
 import csv
+import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import ray
 import yaml
@@ -217,3 +219,20 @@ def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
 def test_compare_refuses_to_mix_model_types():
     with pytest.raises(ConfigError, match=r"mixes model types: DiffRec \(general\), SASRec \(sequential\)"):
         compare(["DiffRec", "SASRec"], "ml-100k", config_dict={"epochs": 1})
+
+
+def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_session):
+    out = tmp_path / "out"
+    runs = compare(["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(out), tune_trials=2, seeds=[2020])
+    assert [run["model"] for run in runs] == ["BPR", "EASE"] and all("error" not in run for run in runs)
+    tuned = json.loads((out / "tuned_configs.json").read_text())
+    assert set(tuned["BPR"]) == {"embedding_size", "learning_rate", "weight_decay"} and set(tuned["EASE"]) == {"reg_weight"}
+    for model in ("BPR", "EASE"):
+        trials = pd.read_csv(out / "tuning" / model / "trials.csv")
+        assert len(trials) == 2  # the same number of trials for each model
+    assert "each tuned with 2 trials" in (out / "comparison.md").read_text()
+
+
+def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):
+    with pytest.raises(ConfigError, match=r"no search space for Pop \(expected properties/tune/Pop.yaml\)"):
+        compare(["BPR", "Pop"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), tune_trials=2)

@@ -1,11 +1,12 @@
 """Checks of a whole config before any data is loaded: unknown keys and generic values.
 
 Known keys are those with a default (RecBole's overall, dataset and model-type yaml, the model's
-yaml, the plugin's run keys), the keys RecBole's pipeline reads without a default (found once in
-its data, trainer and evaluation code), and those a user declares with ``extra_config_keys``.
+yaml, the plugin's run keys), the keys RecBole's pipeline and the model's own code read without a
+default (found once in their source), and those a user declares with ``extra_config_keys``.
 """
 
 import difflib
+import inspect
 import math
 import re
 from functools import lru_cache
@@ -43,9 +44,21 @@ def recbole_pipeline_keys():
     return frozenset(keys)
 
 
+@lru_cache(maxsize=None)
+def model_read_keys(model_class):
+    """Keys a model's own code (and its RecBole / plugin base classes) reads, default or not
+    (RecBole's DiffRec reads ``norm``, which its yaml lacks)."""
+    keys = set()
+    for cls in model_class.__mro__:
+        if cls.__module__.split(".")[0] in ("recbole", "recbole_diffusion"):
+            keys.update(CONFIG_KEY_READ.findall(Path(inspect.getsourcefile(cls)).read_text(encoding="utf-8")))
+    return frozenset(keys)
+
+
 def known_keys(config, declared=True):
     """Keys the run knows; with ``declared``, also the user's ``extra_config_keys``."""
     known = set(config.internal_config_dict) | recbole_pipeline_keys() | set(PLUGIN_RUN_DEFAULTS) | DISTRIBUTED_KEYS
+    known |= model_read_keys(config.model_class)
     known |= {"model", "dataset"}
     return known | set(config.final_config_dict.get("extra_config_keys") or []) if declared else known
 

@@ -143,7 +143,10 @@ def _measure_in_child(model, dataset, config_file_list, config_dict):
     return measure_run(model, dataset, config_file_list, config_dict, per_user=True)
 
 
-def compare(models, dataset, config_file_list=None, config_dict=None, model_config=None, output_dir=None, seeds=None, reference=None):
+def compare(
+    models, dataset, config_file_list=None, config_dict=None, model_config=None, output_dir=None, seeds=None, reference=None,
+    tune_trials=None, ray_address=None,
+):
     """Run every model with every seed, each (model, seed) in a fresh process, on one split.
 
     ``config_dict`` applies to every model, ``model_config[name]`` (a dict) to one model only; the
@@ -154,10 +157,20 @@ def compare(models, dataset, config_file_list=None, config_dict=None, model_conf
     A crashed run is kept with its error (``"error"``), never dropped. Returns the runs; with
     ``output_dir``, writes the report (:func:`..report.write_report`) and keeps every finished run
     in ``runs.jsonl`` there, which a rerun with the same settings reuses.
+
+    With ``tune_trials`` N, every model is first tuned on validation with the same budget: N trials
+    of its space ``properties/tune/<Model>.yaml`` (ASHA, the same ``epochs`` for all when the config
+    sets it), then each model's best config runs over the seeds and is tested; the test set never
+    selects anything. The searches are kept under ``<output_dir>/tuning/`` and resume.
     """
     from recbole_diffusion.quick_start.report import load_runs, write_report
 
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict or {}, model_config or {})
+    if tune_trials:
+        if not output_dir:
+            raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
+        tuned = tune_models(models, dataset, config_file_list, config_dict or {}, tune_trials, output_dir, ray_address)
+        model_config = {model: {**(model_config or {}).get(model, {}), **tuned[model]} for model in models}
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     seeds = list(seeds or [first["seed"]])
@@ -184,13 +197,38 @@ def compare(models, dataset, config_file_list=None, config_dict=None, model_conf
             runs.append(run)
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
+        budget = f"each tuned with {tune_trials} trials (ASHA on valid), " if tune_trials else "defaults, "
         title = (
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
-            f"at most {first['epochs']} epochs, valid {first['valid_metric']}"
+            f"{budget}at most {(config_dict or {}).get('epochs', first['epochs'])} epochs, valid {first['valid_metric']}"
         )
         metrics = [name for name in runs_metric_names(runs)]
         write_report(output_dir, title, runs, configs[reference].model_label, metrics)
     return runs
+
+
+def tune_models(models, dataset, config_file_list, config_dict, trials, output_dir, ray_address=None):
+    """{model: its best searched values}, each model searched with ``trials`` trials of its space."""
+    from recbole_diffusion.hooks import PROPERTIES
+    from recbole_diffusion.quick_start.tune import load_search_space, run_search
+
+    spaces = {model: PROPERTIES / "tune" / f"{model}.yaml" for model in models}
+    for model, path in spaces.items():
+        if not path.is_file():
+            raise ConfigError(f"--tune_trials: no search space for {model} (expected properties/tune/{model}.yaml)")
+        grids = [key for key, spec in load_search_space(str(path))["space"].items() if "grid" in spec]
+        if grids:
+            raise ConfigError(f"--tune_trials: {path} searches {grids} by grid, which multiplies the trials; use choice")
+    best = {}
+    for model in models:
+        found, _ = run_search(
+            model, dataset, str(spaces[model]), config_file_list, config_dict, ray_address=ray_address,
+            storage_path=os.path.join(output_dir, "tuning"), name=model, resume=True, num_samples=trials,
+        )
+        best[model] = found["config"]
+    with open(os.path.join(output_dir, "tuned_configs.json"), "w", encoding="utf-8") as f:
+        json.dump(best, f, indent=2, default=str)
+    return best
 
 
 def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):

@@ -127,12 +127,13 @@ def _trial(params, base_config, config_file_list):
     session.report(final)
 
 
-def run_search(model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None, resume=False):
+def run_search(model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None, resume=False, num_samples=None):
     """Run (or resume) a Ray Tune search; returns ``(best, trials)``.
 
     ``best`` has the best trial's config, valid metrics, test metrics and checkpoint; ``trials`` is
     a pandas DataFrame of every trial (also written to ``<storage_path>/<name>/trials.csv``).
     Without ``ray_address`` a new local Ray instance is started (never a leftover cluster's address).
+    ``num_samples`` replaces the space file's.
     """
     import ray
     from ray import air, tune
@@ -140,6 +141,8 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     from ray.tune.search import BasicVariantGenerator
 
     spec = load_search_space(space_file)
+    if num_samples is not None:
+        spec["num_samples"] = num_samples
     config_file_list = [os.path.abspath(path) for path in config_file_list or []]
     base_config = {**(spec.get("config") or {}), **(config_dict or {}), "model": model}
     if dataset is not None:
@@ -164,7 +167,10 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=False)
     else:
-        scheduler = ASHAScheduler(max_t=max(int(config["epochs"]), 1) + 1, **(spec.get("scheduler") or {}))
+        max_t = max(int(config["epochs"]), 1) + 1
+        asha = {**(spec.get("scheduler") or {})}
+        asha["grace_period"] = min(asha.get("grace_period", 1), max_t)  # epochs may be set lower than the space's
+        scheduler = ASHAScheduler(max_t=max_t, **asha)
         tuner = tune.Tuner(
             trainable,
             param_space=to_ray_space(spec["space"]),
