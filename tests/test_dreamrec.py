@@ -148,3 +148,20 @@ def test_bad_config_stops_with_the_key_and_value(dream_config, overrides, key):
         Config(model="DreamRec", dataset="ml-100k", config_dict=dream_config(**overrides))
     message = str(error.value)
     assert f"'{key}'" in message and repr(next(iter(overrides.values()))) in message
+
+
+def test_sampled_evaluation_scores_a_historys_candidates_against_one_generation(dream_model, monkeypatch):
+    _, model = dream_model
+    model.eval()
+    seq = torch.tensor([[3, 5, 0, 0, 0]] * 3 + [[7, 0, 0, 0, 0]] * 2)
+    rows = Interaction({model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: torch.tensor([2, 2, 2, 1, 1]), model.ITEM_ID: torch.tensor([4, 9, 11, 4, 2])})
+    generated = []
+    real_generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda batch: generated.append(len(batch)) or real_generate(batch))
+    torch.manual_seed(1)
+    scores = model.predict(rows)
+    assert generated == [2]  # two distinct histories, one generation each
+    torch.manual_seed(1)
+    oracle = real_generate(rows[torch.tensor([0, 3])])  # the same noise draws, in the same order
+    expected = torch.stack([oracle[0]] * 3 + [oracle[1]] * 2) * model.item_embedding(rows[model.ITEM_ID])
+    torch.testing.assert_close(scores, expected.sum(-1))

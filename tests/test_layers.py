@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from recbole_diffusion.model.layers import MLPDenoiser, timestep_embedding
+from recbole_diffusion.model.layers import GuidedMLPDenoiser, MLPDenoiser, timestep_embedding
 
 
 def test_timestep_embedding_values():
@@ -68,3 +68,15 @@ def test_mlp_denoiser_forward_matches_a_manual_computation(norm):
     # In training mode the input dropout is active.
     net.train()
     assert not torch.allclose(net(x, t), expected)
+
+
+@pytest.mark.parametrize("kind", GuidedMLPDenoiser.KINDS)
+def test_guided_pair_is_two_forward_calls(kind):
+    """The split first layer (shares computed once per generation) equals the plain forward pass."""
+    torch.manual_seed(0)
+    net = GuidedMLPDenoiser(8, kind)
+    condition, null, x_t = torch.randn(5, 8), torch.randn(1, 8), torch.randn(5, 8)
+    t = torch.tensor([0, 3, 3, 9, 1])
+    conditional, unconditional = net.guided_pair(condition, null, steps=10)(x_t, t)
+    torch.testing.assert_close(conditional, net(x_t, condition, t), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unconditional, net(x_t, null.expand(5, -1), t), atol=1e-5, rtol=1e-5)

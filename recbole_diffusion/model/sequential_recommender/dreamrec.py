@@ -142,13 +142,12 @@ class DreamRec(SequentialRecommender):
         return loss.mean()
 
     def guided_denoiser(self, condition):
-        """x̂_0 with classifier-free guidance; conditional and null passes share one batched call."""
-        null = self.null_condition.expand_as(condition)
+        """x̂_0 with classifier-free guidance; what does not change between steps is computed once
+        (:meth:`GuidedMLPDenoiser.guided_pair`)."""
+        pair = self.denoiser.guided_pair(condition, self.null_condition, self.diffusion.steps)
 
         def denoise(x_t, t):
-            both = self.denoiser(torch.cat([x_t, x_t]), torch.cat([condition, null]), torch.cat([t, t]))
-            conditional, unconditional = both.chunk(2)
-            return classifier_free_guidance(conditional, unconditional, self.guidance_weight)
+            return classifier_free_guidance(*pair(x_t, t), self.guidance_weight)
 
         return denoise
 
@@ -167,5 +166,11 @@ class DreamRec(SequentialRecommender):
         return self.generate(interaction) @ self.item_embedding.weight.t()
 
     def predict(self, interaction):
-        oracle = self.generate(interaction)
+        """Sampled evaluation: each distinct history in the batch generates one embedding, and all
+        its candidates (RecBole's rows of that history) are scored against that same embedding."""
+        histories = torch.cat([interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN].unsqueeze(1)], dim=1)
+        _, inverse = torch.unique(histories, dim=0, return_inverse=True)
+        rows = torch.arange(len(inverse), device=inverse.device)
+        first = torch.full((int(inverse.max()) + 1,), len(inverse), device=inverse.device).scatter_reduce(0, inverse, rows, "amin")
+        oracle = self.generate(interaction[first])[inverse]
         return (oracle * self.item_embedding(interaction[self.ITEM_ID])).sum(-1)
