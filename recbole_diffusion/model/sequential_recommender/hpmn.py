@@ -222,9 +222,9 @@ class HPMN(SequentialRecommender):
         for j, (gru, period) in enumerate(zip(self.layers, self.periods)):
             current = memory[:, j]
             due = valid & (step % period == 0)
-            if bool(due.any()):
-                _, written = gru(below.unsqueeze(1), current.unsqueeze(0).contiguous())
-                current = torch.where(due.unsqueeze(-1), written[0], current)
+            # every layer's GRU cell runs and only due rows take its state: no host sync per layer
+            _, written = gru(below.unsqueeze(1), current.unsqueeze(0).contiguous())
+            current = torch.where(due.unsqueeze(-1), written[0], current)
             slots.append(current)
             below = current
         return torch.stack(slots, dim=1)
@@ -284,7 +284,9 @@ class HPMN(SequentialRecommender):
         """Memory of every row, [B, D, d], computed once per distinct history.
 
         The distinct histories run shortest first in up to ``LENGTH_BUCKETS`` groups, each cut to
-        its own longest history (the cut-off part is padding for all of them).
+        its own longest history (the cut-off part is padding for all of them). Finding the distinct
+        histories and the cut reads the batch on the host (one synchronisation on a GPU, on purpose:
+        it decides tensor shapes, and saves most of the GRU work on short histories).
         """
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         keys = torch.cat([item_seq_len.unsqueeze(1), item_seq], dim=1)
