@@ -3,6 +3,10 @@
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -236,3 +240,19 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
 def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):
     with pytest.raises(ConfigError, match=r"no search space for Pop \(expected properties/tune/Pop.yaml\)"):
         compare(["BPR", "Pop"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), tune_trials=2)
+
+
+def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path):
+    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, config={**TINY, "epochs": 200}, num_samples=4)
+    entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
+    search = subprocess.Popen(
+        [sys.executable, str(entry), "--model=DiffRec", f"--tune={space}", f"--tune_dir={tmp_path / 'ray'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "ray").glob("*/*/result.json")) and time.monotonic() < deadline:
+        time.sleep(1)  # until a trial runs
+    search.send_signal(signal.SIGINT)
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 1
+    assert "was interrupted; continue it with the same command and --resume" in err.strip().splitlines()[-1]

@@ -180,15 +180,18 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             ),
             run_config=air.RunConfig(name=name, storage_path=storage_path, verbose=1),
         )
-    results = tuner.fit()
+    # Ray's own Ctrl-C handler ends the search quietly, as if it had finished; without it the
+    # interrupt reaches us (Ray has saved the experiment's state for --resume all along).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        raise SearchError(
+            f"search '{experiment}' was interrupted; continue it with the same command and --resume "
+            f"(--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
+        ) from None
     trials = _trials_table(results, list(spec["space"]), mode)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
-    unfinished = [trial for trial in results._experiment_analysis.trials if trial.status not in ("TERMINATED", "ERROR")]
-    if unfinished:
-        raise SearchError(
-            f"search '{experiment}' was interrupted with {len(unfinished)} of {len(trials)} trials unfinished; "
-            f"continue it with the same command and --resume (--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
-        )
     if (trials.status == ERROR).all():
         raise SearchError(
             f"search '{experiment}': all {len(trials)} trials failed; the first: {trials.error.iloc[0]} "
