@@ -13,6 +13,7 @@ from multiprocessing import get_context
 
 import torch
 
+from recbole_diffusion.quick_start.report import load_runs, mean, per_user_values, write_report
 from recbole_diffusion.utils.checks import ConfigError
 
 # RecBole's model types by how their data is split and evaluated (a comparison stays in one).
@@ -41,10 +42,6 @@ class _Clock:
                 self.load.append(os.getloadavg()[0])
 
         return wrapper
-
-
-def _mean(values):
-    return sum(values) / len(values) if values else float("nan")
 
 
 def _peak_memory_mb(device):
@@ -94,13 +91,13 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
         "best_valid_result": dict(best_valid_result or {}),
         "epochs": len(train_clock.wall),
         "best_epoch": best_epoch,
-        "s_per_epoch": _mean(train_clock.wall),
-        "s_per_valid": _mean(eval_clock.wall[:n_valid]),
+        "s_per_epoch": mean(train_clock.wall),
+        "s_per_valid": mean(eval_clock.wall[:n_valid]),
         "s_test": eval_clock.wall[-1],
-        "s_per_eval": _mean(eval_clock.wall),
-        "cpu_s_per_epoch": _mean(train_clock.cpu),
-        "cpu_s_per_valid": _mean(eval_clock.cpu[:n_valid]),
-        "load_avg": _mean(train_clock.load + eval_clock.load),
+        "s_per_eval": mean(eval_clock.wall),
+        "cpu_s_per_epoch": mean(train_clock.cpu),
+        "cpu_s_per_valid": mean(eval_clock.cpu[:n_valid]),
+        "load_avg": mean(train_clock.load + eval_clock.load),
         "wall_s": wall,
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "peak_mem_mb": _peak_memory_mb(config["device"]),
@@ -127,8 +124,6 @@ class PerUserCapture:
             return collect(scores, interaction, positive_u, positive_i)
 
         def evaluate_per_user(struct):
-            from recbole_diffusion.quick_start.report import per_user_values
-
             self.values = per_user_values(trainer.evaluator, struct, list(users))
             users.clear()
             return evaluate(struct)
@@ -163,22 +158,21 @@ def compare(
     sets it), then each model's best config runs over the seeds and is tested; the test set never
     selects anything. The searches are kept under ``<output_dir>/tuning/`` and resume.
     """
-    from recbole_diffusion.quick_start.report import load_runs, write_report
-
-    configs, extra_keys = plan(models, dataset, config_file_list, config_dict or {}, model_config or {})
+    config_dict, model_config = config_dict or {}, model_config or {}
+    configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
     if tune_trials:
         if not output_dir:
             raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
-        tuned = tune_models(models, dataset, config_file_list, config_dict or {}, tune_trials, output_dir, ray_address)
-        model_config = {model: {**(model_config or {}).get(model, {}), **tuned[model]} for model in models}
+        tuned = tune_models(models, dataset, config_file_list, config_dict, tune_trials, output_dir, ray_address)
+        model_config = {model: {**model_config.get(model, {}), **tuned[model]} for model in models}
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     seeds = list(seeds or [first["seed"]])
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
-    settings = {"dataset": first["dataset"], "config_files": list(config_file_list or []), "config": config_dict or {},
-                "model_config": model_config or {}}
+    settings = {"dataset": first["dataset"], "config_files": list(config_file_list or []), "config": config_dict,
+                "model_config": model_config}
     log = os.path.join(output_dir, "runs.jsonl") if output_dir else None
     done = [run for run in load_runs(log) if run.get("settings") == json.loads(json.dumps(settings, default=str))] if log else []
     runs, context = [], get_context("spawn")
@@ -186,7 +180,7 @@ def compare(
         for seed in seeds:
             run = next((r for r in done if r["model"] == configs[model].model_label and r["seed"] == seed), None)
             if run is None:
-                overrides = {**shared, **(config_dict or {}), **((model_config or {}).get(model, {})), "seed": seed}
+                overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
                 overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
                 run = _run_in_fresh_process(context, configs[model].model_label, dataset, config_file_list, overrides)
                 run["settings"] = settings
@@ -200,10 +194,9 @@ def compare(
         budget = f"each tuned with {tune_trials} trials (ASHA on valid), " if tune_trials else "defaults, "
         title = (
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
-            f"{budget}at most {(config_dict or {}).get('epochs', first['epochs'])} epochs, valid {first['valid_metric']}"
+            f"{budget}at most {config_dict.get('epochs', first['epochs'])} epochs, valid {first['valid_metric']}"
         )
-        metrics = [name for name in runs_metric_names(runs)]
-        write_report(output_dir, title, runs, configs[reference].model_label, metrics)
+        write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs))
     return runs
 
 

@@ -71,7 +71,7 @@ def summarise(runs, reference, metrics):
     for model in models:
         for metric in metrics:
             values = [run["test_result"][metric] for run in finished[model] if metric in run["test_result"]]
-            row = {"model": model, "metric": metric, "mean": _mean(values), "std": _std(values), "seeds": len(values)}
+            row = {"model": model, "metric": metric, "mean": mean(values), "std": _std(values), "seeds": len(values)}
             row["p_value"], row["difference"], row["users"] = (math.nan, math.nan, 0)
             if model != reference and finished.get(reference):
                 row["p_value"], row["difference"], row["users"] = paired_test(
@@ -82,7 +82,8 @@ def summarise(runs, reference, metrics):
     return rows
 
 
-def _mean(values):
+def mean(values):
+    """The mean, NaN for no values."""
     return float(np.mean(values)) if values else math.nan
 
 
@@ -104,7 +105,7 @@ def cost_summary(runs):
     for run in runs:
         if "error" not in run:
             out.setdefault(run["model"], []).append(run)
-    return {model: {key: _mean([r[key] for r in group]) for key, _ in COSTS} for model, group in out.items()}
+    return {model: {key: mean([r[key] for r in group]) for key, _ in COSTS} for model, group in out.items()}
 
 
 def _mark(row):
