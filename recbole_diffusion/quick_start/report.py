@@ -20,6 +20,7 @@ import numpy as np
 from recbole.evaluator.base_metric import TopkMetric
 
 COSTS = [("s_per_epoch", "s / epoch"), ("s_per_eval", "s / eval"), ("params", "parameters"), ("peak_mem_mb", "peak memory (MB)")]
+COST_LABELS = {"s_per_epoch": "%{y:.2f}", "s_per_eval": "%{y:.2f}", "params": "%{y:.3s}", "peak_mem_mb": "%{y:,.0f}"}
 SIGNIFICANCE = 0.05
 
 
@@ -128,16 +129,12 @@ def markdown(title, summary, runs, reference, metrics):
     costs = cost_summary(runs)
     lines += ["", "| model | " + " | ".join(label for _, label in COSTS) + " |", "|---|" + "---|" * len(COSTS)]
     for model, values in costs.items():
-        lines.append(f"| {model} | " + " | ".join(_number(values[key]) for key, _ in COSTS) + " |")
+        lines.append(f"| {model} | " + " | ".join(_number(values[key], integer=key == "params") for key, _ in COSTS) + " |")
     crashed = [run for run in runs if "error" in run]
     if crashed:
         lines += ["", "Crashed runs (not in the means):", ""]
         lines += [f"- {run['model']}, seed {run['seed']}: {run['error']}" for run in crashed]
     return "\n".join(lines) + "\n"
-
-
-def _number(value):
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.2f}" if value < 1000 else f"{value:,.0f}"
 
 
 def write_report(output_dir, title, runs, reference, metrics):
@@ -192,17 +189,29 @@ def write_html(path, title, summary, runs, reference, metrics):
             figure.add_trace(
                 go.Bar(
                     name=model, x=[model], y=[value], marker_color=color, legendgroup=model, showlegend=False,
-                    text=[_number(value)], textposition="auto",
+                    texttemplate=COST_LABELS[key], textposition="outside", textangle=0, cliponaxis=False,
                 ),
                 row=2, col=j + 1,
             )
     figure.update_layout(
-        title={"text": html.escape(title), "x": 0.5}, barmode="group", height=820, width=1200,
+        title={"text": _two_lines(html.escape(title)), "x": 0.5}, barmode="group", height=840, width=1200,
         template="plotly_white", legend={"orientation": "h", "y": 1.08, "x": 0.5, "xanchor": "center"},
         margin={"t": 140},
     )
     figure.update_xaxes(showticklabels=False, row=2)
     figure.write_html(path, include_plotlyjs=True, config={"displaylogo": False})
+
+
+def _two_lines(title):
+    """'A vs B on data: details' as a headline and a smaller second line, so that it fits."""
+    head, _, details = title.partition(": ")
+    return f"{head}<br><sup>{details}</sup>" if details else head
+
+
+def _number(value, integer=False):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:,.0f}" if integer or value >= 1000 else f"{value:,.2f}"
 
 
 def load_runs(path):
