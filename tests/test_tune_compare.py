@@ -256,3 +256,9 @@ def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path):
     _, err = search.communicate(timeout=120)
     assert search.returncode == 1
     assert "was interrupted; continue it with the same command and --resume" in err.strip().splitlines()[-1]
+
+
+def test_a_subclass_searches_its_base_models_space():
+    from recbole_diffusion.quick_start.compare import search_space_file
+
+    assert search_space_file("LTDiffRec").name == "LDiffRec.yaml" and search_space_file("TDiffRec").name == "TDiffRec.yaml"

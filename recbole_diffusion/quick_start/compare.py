@@ -202,13 +202,10 @@ def compare(
 
 def tune_models(models, dataset, config_file_list, config_dict, trials, output_dir, ray_address=None):
     """{model: its best searched values}, each model searched with ``trials`` trials of its space."""
-    from recbole_diffusion.hooks import PROPERTIES
     from recbole_diffusion.quick_start.tune import load_search_space, run_search
 
-    spaces = {model: PROPERTIES / "tune" / f"{model}.yaml" for model in models}
+    spaces = {model: search_space_file(model) for model in models}
     for model, path in spaces.items():
-        if not path.is_file():
-            raise ConfigError(f"--tune_trials: no search space for {model} (expected properties/tune/{model}.yaml)")
         grids = [key for key, spec in load_search_space(str(path))["space"].items() if "grid" in spec]
         if grids:
             raise ConfigError(f"--tune_trials: {path} searches {grids} by grid, which multiplies the trials; use choice")
@@ -222,6 +219,19 @@ def tune_models(models, dataset, config_file_list, config_dict, trials, output_d
     with open(os.path.join(output_dir, "tuned_configs.json"), "w", encoding="utf-8") as f:
         json.dump(best, f, indent=2, default=str)
     return best
+
+
+def search_space_file(model):
+    """``properties/tune/<Name>.yaml`` of the model's class, else of its nearest base class that has
+    one (LTDiffRec searches L-DiffRec's space)."""
+    from recbole_diffusion.hooks import PROPERTIES
+    from recbole_diffusion.utils import get_model
+
+    for cls in get_model(model).__mro__:
+        path = PROPERTIES / "tune" / f"{cls.__name__}.yaml"
+        if path.is_file():
+            return path
+    raise ConfigError(f"--tune_trials: no search space for {model} (expected properties/tune/{model}.yaml)")
 
 
 def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
