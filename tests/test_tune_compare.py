@@ -262,3 +262,17 @@ def test_a_subclass_searches_its_base_models_space():
     from recbole_diffusion.quick_start.compare import search_space_file
 
     assert search_space_file("LTDiffRec").name == "LDiffRec.yaml" and search_space_file("TDiffRec").name == "TDiffRec.yaml"
+
+
+def test_a_search_on_a_dataset_of_ones_own(tmp_path, ray_session):
+    """Trials find a dataset outside RecBole's package (data_path is RecBole's folder above it)."""
+    import recbole
+
+    source = Path(recbole.__file__).parent / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    (tmp_path / "data" / "mine").mkdir(parents=True)
+    lines = source.read_text().splitlines()
+    (tmp_path / "data" / "mine" / "mine.inter").write_text("\n".join(lines[:20001]) + "\n")
+    (tmp_path / "mine.yaml").write_text(f"data_path: {tmp_path / 'data'}\ndataset: mine\n")
+    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"choice": [0.001]}}, config={**TINY, "epochs": 1})
+    best, _ = run_search("DiffRec", None, space, [str(tmp_path / "mine.yaml")], storage_path=str(tmp_path / "ray"))
+    assert best["status"] == "finished"

@@ -163,7 +163,7 @@ def compare(
     if tune_trials:
         if not output_dir:
             raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
-        tuned = tune_models(models, dataset, config_file_list, config_dict, tune_trials, output_dir, ray_address)
+        tuned = tune_models(models, dataset, config_file_list, config_dict, extra_keys, tune_trials, output_dir, ray_address)
         model_config = {model: {**model_config.get(model, {}), **tuned[model]} for model in models}
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
@@ -200,8 +200,9 @@ def compare(
     return runs
 
 
-def tune_models(models, dataset, config_file_list, config_dict, trials, output_dir, ray_address=None):
-    """{model: its best searched values}, each model searched with ``trials`` trials of its space."""
+def tune_models(models, dataset, config_file_list, config_dict, extra_keys, trials, output_dir, ray_address=None):
+    """{model: its best searched values}, each model searched with ``trials`` trials of its space
+    (``extra_keys[model]``: the keys of ``config_dict`` meant for other compared models)."""
     from recbole_diffusion.quick_start.tune import load_search_space, run_search
 
     spaces = {model: search_space_file(model) for model in models}
@@ -212,7 +213,8 @@ def tune_models(models, dataset, config_file_list, config_dict, trials, output_d
     best = {}
     for model in models:
         found, _ = run_search(
-            model, dataset, str(spaces[model]), config_file_list, config_dict, ray_address=ray_address,
+            model, dataset, str(spaces[model]), config_file_list, {**config_dict, "extra_config_keys": extra_keys[model]},
+            ray_address=ray_address,
             storage_path=os.path.join(output_dir, "tuning"), name=model, resume=True, num_samples=trials,
         )
         best[model] = found["config"]

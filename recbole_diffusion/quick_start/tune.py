@@ -28,6 +28,7 @@ the best trial's is returned, and only the ``keep_checkpoints`` best trials keep
 
 import math
 import os
+import warnings
 from logging import getLogger
 
 import yaml
@@ -135,6 +136,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     Without ``ray_address`` a new local Ray instance is started (never a leftover cluster's address).
     ``num_samples`` replaces the space file's.
     """
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # ray 2.6's import
     import ray
     from ray import air, tune
     from ray.tune.schedulers import ASHAScheduler
@@ -149,7 +151,8 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
         base_config["dataset"] = dataset
     config = check_space_keys(spec, space_file, model, dataset, config_file_list, base_config)
     # Trials run in their own directories: pin paths, validate every epoch so ASHA can judge.
-    base_config.update(data_path=os.path.abspath(config["data_path"]), eval_step=1, show_progress=False)
+    # (RecBole's final data_path is <data_path>/<dataset>: the trials get the folder above it)
+    base_config.update(data_path=os.path.dirname(os.path.abspath(config["data_path"])), eval_step=1, show_progress=False)
     base_config["dataset"] = config["dataset"]
     mode = "max" if config["valid_metric_bigger"] else "min"
     name = name or f"{model}-{config['dataset']}"
