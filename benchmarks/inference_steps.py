@@ -101,7 +101,7 @@ def main():
     lines = [
         "| model | K (denoiser calls) | test Recall@10 | test Recall@20 | test NDCG@10 | test NDCG@20 | Recall@20 vs K = T | s / test pass | x faster than RecBole's DiffRec | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        f"| RecBole's DiffRec (same network) | 40 | " + " | ".join(f"{baseline['test'][m]:.4f}" for m in METRICS)
+        "| RecBole's DiffRec (same network) | 40 | " + " | ".join(f"{baseline['test'][m]:.4f}" for m in METRICS)
         + f" | | {baseline['s_test']:.1f} | 1.0 | {baseline['load_avg_train']:.1f} |",
     ]
     for row in rows[1:]:

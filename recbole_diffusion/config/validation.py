@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from recbole_diffusion.utils.checks import ConfigError, require
+from recbole_diffusion.utils.checks import ConfigError, is_int, require
 
 # Keys of every run through the plugin (any model), with their defaults.
 PLUGIN_RUN_DEFAULTS = {
@@ -86,10 +86,6 @@ def unknown_key_error(key, value, models, known):
     )
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -100,8 +96,8 @@ def _check_type(key, value, default):
         return
     if isinstance(default, bool):
         require(isinstance(value, bool), key, value, "must be True or False")
-    elif _is_int(default):
-        require(_is_int(value), key, value, "must be an integer")
+    elif is_int(default):
+        require(is_int(value), key, value, "must be an integer")
     elif isinstance(default, float):
         require(_is_number(value), key, value, "must be a number")
     elif isinstance(default, (list, dict)):
@@ -111,9 +107,9 @@ def _check_type(key, value, default):
 def _check_range(key, value):
     """Ranges that hold for the key by its meaning, whatever the model."""
     if key in ("epochs", "stopping_step", "train_batch_size", "eval_batch_size", "MAX_ITEM_LIST_LENGTH"):
-        require(_is_int(value) and value >= 1, key, value, "must be an integer >= 1")
+        require(is_int(value) and value >= 1, key, value, "must be an integer >= 1")
     elif key == "eval_step":
-        require(_is_int(value) and value >= 0, key, value, "must be an integer >= 0 (0: no validation)")
+        require(is_int(value) and value >= 0, key, value, "must be an integer >= 0 (0: no validation)")
     elif key in LEARNING_RATE_KEYS:
         require(_is_number(value) and math.isfinite(value) and value > 0, key, value, "must be a finite number > 0")
     elif key == "weight_decay" and value is not None:
@@ -123,7 +119,7 @@ def _check_range(key, value):
     elif "dropout" in key and (_is_number(value) or isinstance(value, list)):
         values = value if isinstance(value, list) else [value]
         require(all(_is_number(v) and 0 <= v < 1 for v in values), key, value, "dropout probabilities must be in [0, 1)")
-    elif SIZE_KEY.search(key) and (_is_int(value) or (isinstance(value, list) and value and all(_is_int(v) for v in value))):
+    elif SIZE_KEY.search(key) and (is_int(value) or (isinstance(value, list) and value and all(is_int(v) for v in value))):
         values = value if isinstance(value, list) else [value]
         require(all(v >= 1 for v in values), key, value, "sizes must be integers >= 1")
 

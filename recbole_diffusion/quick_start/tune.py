@@ -33,7 +33,7 @@ from logging import getLogger
 
 import yaml
 
-from recbole_diffusion.utils.checks import ConfigError
+from recbole_diffusion.utils.checks import ConfigError, is_int
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
 SPACE_SECTIONS = ("num_samples", "seed", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
@@ -57,7 +57,7 @@ def load_search_space(path):
         raise ConfigError(f"search space '{path}': unknown section(s) {sorted(unknown)}; allowed: {list(SPACE_SECTIONS)}")
     for key in ("seed", "keep_checkpoints"):
         value = spec.get(key)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        if value is not None and not (is_int(value) and value >= 0):
             raise ConfigError(f"search space '{path}': {key} = {value!r} must be an integer >= 0")
     space = spec.get("space") or {}
     if not space:

@@ -5,6 +5,11 @@ class ConfigError(ValueError):
     """A configuration value the plugin cannot run with."""
 
 
+def is_int(value):
+    """An integer, and not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def require(condition, key, value, rule):
     """Raise :class:`ConfigError` ``"<key> = <value>: <rule>"`` unless ``condition`` holds."""
     if not condition:
@@ -20,7 +25,7 @@ def require_inference_steps(config):
     """``inference_steps`` (denoiser calls at inference) must be None (= steps) or an integer in [1, steps]."""
     value, steps = config["inference_steps"], config["steps"]
     require(
-        value is None or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= steps),
+        value is None or (is_int(value) and 1 <= value <= steps),
         "inference_steps",
         value,
         f"must be None (all steps) or an integer in [1, steps = {steps}]",

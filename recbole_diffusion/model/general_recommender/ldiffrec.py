@@ -109,7 +109,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 
 from recbole_diffusion.model.general_recommender.diffrec import DiffRec, build_diffusion, check_diffusion_config
 from recbole_diffusion.model.layers import MLPDenoiser
-from recbole_diffusion.utils.checks import ConfigError, require, require_choice
+from recbole_diffusion.utils.checks import ConfigError, is_int, require, require_choice
 
 AE_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
@@ -288,7 +288,7 @@ class ClusteredVAE(nn.Module):
 # ----- the model ---------------------------------------------------------------------------------
 def _require_dims(config, key, n_cate, allow_empty):
     dims = config[key]
-    ok = isinstance(dims, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims)
+    ok = isinstance(dims, (list, tuple)) and all(is_int(d) and d >= 1 for d in dims)
     require(ok and (allow_empty or len(dims) > 0), key, dims, "must be a " + ("" if allow_empty else "non-empty ") + "list of positive integers")
     require(all(d >= n_cate for d in dims), key, dims, f"every size must be at least n_cate = {n_cate} (one unit per cluster)")
 
@@ -300,7 +300,7 @@ class LDiffRec(DiffRec):
     def check_config(config):
         check_diffusion_config(config)
         n_cate = config["n_cate"]
-        require(isinstance(n_cate, int) and not isinstance(n_cate, bool) and n_cate >= 1, "n_cate", n_cate, "must be an integer >= 1")
+        require(is_int(n_cate) and n_cate >= 1, "n_cate", n_cate, "must be an integer >= 1")
         _require_dims(config, "in_dims", n_cate, allow_empty=False)
         _require_dims(config, "out_dims", n_cate, allow_empty=True)
         require_choice(config, "ae_act_func", tuple(AE_ACTIVATIONS))

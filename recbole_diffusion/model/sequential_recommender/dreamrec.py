@@ -36,7 +36,6 @@ Deviations, on purpose:
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType

@@ -80,13 +80,12 @@ evaluation) share one memory computation.
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.init import constant_, xavier_normal_
 
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
-from recbole_diffusion.utils.checks import require, require_choice
+from recbole_diffusion.utils.checks import is_int, require, require_choice
 
 VALUE_METRICS = ("auc", "logloss", "mae", "rmse")
 PREDICTION_NORMS = ("affine", "batch")
@@ -97,10 +96,6 @@ def memory_covariance_loss(memory):
     centred = memory - memory.mean(dim=-1, keepdim=True)
     cov = centred @ centred.transpose(1, 2) / memory.shape[-1]
     return 0.5 * (cov.pow(2).sum(dim=(1, 2)) - torch.diagonal(cov, dim1=1, dim2=2).pow(2).sum(dim=1))
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class FeatureAffine(nn.Module):
@@ -128,11 +123,11 @@ class HPMN(SequentialRecommender):
     @staticmethod
     def check_config(config):
         layers = config["memory_layers"]
-        require(_is_int(layers) and layers >= 1, "memory_layers", layers, "must be an integer >= 1")
+        require(is_int(layers) and layers >= 1, "memory_layers", layers, "must be an integer >= 1")
         periods = config["memory_periods"]
         require(isinstance(periods, (list, tuple)), "memory_periods", periods, "must be a list of integers >= 1")
         for period in periods:
-            require(_is_int(period) and period >= 1, "memory_periods", periods, "every period must be an integer >= 1")
+            require(is_int(period) and period >= 1, "memory_periods", periods, "every period must be an integer >= 1")
         require(
             len(periods) == layers,
             "memory_periods",
@@ -141,13 +136,13 @@ class HPMN(SequentialRecommender):
         )
         require_choice(config, "prediction_norm", PREDICTION_NORMS)
         hops = config["read_hops"]
-        require(_is_int(hops) and hops >= 1, "read_hops", hops, "must be an integer >= 1")
+        require(is_int(hops) and hops >= 1, "read_hops", hops, "must be an integer >= 1")
         weight = config["memory_cov_weight"]
         require(isinstance(weight, (int, float)) and weight >= 0, "memory_cov_weight", weight, "must be a number >= 0")
         dropout = config["dropout_prob"]
         require(isinstance(dropout, (int, float)) and 0 <= dropout < 1, "dropout_prob", dropout, "must be in [0, 1)")
         for key in ("embedding_size", "hidden_size"):
-            require(_is_int(config[key]) and config[key] >= 1, key, config[key], "must be an integer >= 1")
+            require(is_int(config[key]) and config[key] >= 1, key, config[key], "must be an integer >= 1")
         modes = config["eval_args"]["mode"]  # RecBole has made it {'valid': ..., 'test': ...}
         metrics = [metric.lower() for metric in config["metrics"]]
         kind = "value metrics " + str(config["metrics"]) if any(m in VALUE_METRICS for m in metrics) else "any metric"
