@@ -247,12 +247,14 @@ def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
 def _split_text(config):
     """RecBole's eval_args in words: 'random 0.8/0.1/0.1 per user, full ranking'."""
     args = config["eval_args"] or {}
-    (kind, value), = (args.get("split") or {"?": None}).items()
-    order = {"RO": "random", "TO": "by time"}.get(args.get("order"), args.get("order"))
-    split = {"RS": f"{order} {'/'.join(map(str, value or []))}", "LS": f"leave-one-out {order}"}.get(kind, f"{kind} {value}")
     modes = args.get("mode") or {}
     mode = modes.get("test") if isinstance(modes, dict) else modes
     evaluated = {"full": "full ranking", "labeled": "labelled rows"}.get(mode, f"{mode} sampled ranking")
+    if config["benchmark_filename"]:
+        return f"the dataset's own {'/'.join(config['benchmark_filename'])} files, {evaluated}"
+    (kind, value), = (args.get("split") or {"?": None}).items()
+    order = {"RO": "random", "TO": "by time"}.get(args.get("order"), args.get("order"))
+    split = {"RS": f"{order} {'/'.join(map(str, value or []))}", "LS": f"leave-one-out {order}"}.get(kind, f"{kind} {value}")
     return f"{split} per {args.get('group_by') or 'row'}, {evaluated}"
 
 
