@@ -251,7 +251,7 @@ def _split_text(config):
     mode = modes.get("test") if isinstance(modes, dict) else modes
     evaluated = {"full": "full ranking", "labeled": "labelled rows"}.get(mode, f"{mode} sampled ranking")
     if config["benchmark_filename"]:
-        return f"the dataset's own {'/'.join(config['benchmark_filename'])} files, {evaluated}"
+        return f"as published in its {'/'.join(config['benchmark_filename'])} files, {evaluated}"
     (kind, value), = (args.get("split") or {"?": None}).items()
     order = {"RO": "random", "TO": "by time"}.get(args.get("order"), args.get("order"))
     split = {"RS": f"{order} {'/'.join(map(str, value or []))}", "LS": f"leave-one-out {order}"}.get(kind, f"{kind} {value}")
