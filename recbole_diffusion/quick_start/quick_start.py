@@ -2,6 +2,7 @@
 model lookup and trainers."""
 
 import logging
+import os
 import sys
 from logging import getLogger
 
@@ -12,7 +13,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.utils import create_plugin_dataset
-from recbole_diffusion.utils import get_trainer, load_checkpoint
+from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
 from recbole_diffusion.utils.checkpoint import data_to_state
 
 
@@ -22,6 +23,9 @@ def run(model, dataset, config_file_list=None, config_dict=None, saved=True, npr
         return run_recbole_diffusion(model, dataset, config_file_list, config_dict, saved)
     import torch.multiprocessing as mp
 
+    # RecBole's init_logger creates ./log/<model>/ without exist_ok: made once here, so that the
+    # processes do not race for it (one of them would fail with FileExistsError).
+    os.makedirs(os.path.join("log", get_model(model).__name__), exist_ok=True)
     queue = mp.get_context("spawn").SimpleQueue()
     config_dict = dict(config_dict or {})
     config_dict.update(

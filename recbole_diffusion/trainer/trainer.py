@@ -1,6 +1,7 @@
 """Trainers of the plugin."""
 
 import math
+import os
 
 import torch
 from recbole.trainer import Trainer
@@ -26,6 +27,8 @@ class SafeTrainingMixin:
     """
 
     def __init__(self, config, model):
+        # RecBole's ensure_dir has no exist_ok: the processes of a distributed run would race for it
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
         distributed_cpu = not config["single_spec"] and config["device"].type == "cpu"
         if distributed_cpu:  # RecBole would wrap the model for one GPU per process
             config["single_spec"] = True
