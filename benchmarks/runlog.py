@@ -3,13 +3,7 @@
 import json
 import os
 
-
-def read_jsonl(path):
-    """The rows of a JSONL file; none if it does not exist yet."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+from recbole_diffusion.quick_start.report import read_jsonl
 
 
 class RunLog:

@@ -13,7 +13,7 @@ from multiprocessing import get_context
 
 import torch
 
-from recbole_diffusion.quick_start.report import load_runs, mean, per_user_values, write_report
+from recbole_diffusion.quick_start.report import mean, per_user_values, read_jsonl, write_report
 from recbole_diffusion.utils.checks import ConfigError
 
 # RecBole's model types by how their data is split and evaluated (a comparison stays in one).
@@ -174,7 +174,7 @@ def compare(
     settings = {"dataset": first["dataset"], "config_files": list(config_file_list or []), "config": config_dict,
                 "model_config": model_config}
     log = os.path.join(output_dir, "runs.jsonl") if output_dir else None
-    done = [run for run in load_runs(log) if run.get("settings") == json.loads(json.dumps(settings, default=str))] if log else []
+    done = [run for run in read_jsonl(log) if run.get("settings") == json.loads(json.dumps(settings, default=str))] if log else []
     runs, context = [], get_context("spawn")
     for model in models:
         for seed in seeds:

@@ -14,7 +14,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.utils import create_plugin_dataset
 from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
-from recbole_diffusion.utils.checkpoint import data_to_state
+from recbole_diffusion.utils.checkpoint import restore_model
 
 
 def run(model, dataset, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
@@ -144,6 +144,5 @@ def load_data_and_model(model_file, device=None):
     logger.info(dataset)
     init_seed(config["seed"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.load_other_parameter(data_to_state(checkpoint.get("other_parameter")))
+    restore_model(model, checkpoint)
     return config, model, dataset, train_data, valid_data, test_data

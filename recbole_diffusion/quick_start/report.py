@@ -214,8 +214,8 @@ def _number(value, integer=False):
     return f"{value:,.0f}" if integer or value >= 1000 else f"{value:,.2f}"
 
 
-def load_runs(path):
-    """The runs of a comparison's JSONL log (one finished or crashed (model, seed) a line)."""
+def read_jsonl(path):
+    """The rows of a JSONL run log (a comparison's runs.jsonl, a benchmark's); none if it does not exist yet."""
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as f:

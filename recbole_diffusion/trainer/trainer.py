@@ -7,7 +7,7 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_diffusion.utils.checkpoint import config_as_data, data_to_state, load_checkpoint, save_checkpoint, state_to_data
+from recbole_diffusion.utils.checkpoint import config_as_data, load_checkpoint, restore_model, save_checkpoint, state_to_data
 
 
 class TrainingDivergedError(RuntimeError):
@@ -74,8 +74,7 @@ class SafeTrainingMixin:
 
     def _load_model_state(self, checkpoint_file):
         checkpoint = load_checkpoint(checkpoint_file, map_location=self.device)
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(data_to_state(checkpoint.get("other_parameter")))
+        restore_model(self.model, checkpoint)
         return checkpoint
 
     def resume_checkpoint(self, resume_file):

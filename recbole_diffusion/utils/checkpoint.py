@@ -120,6 +120,12 @@ def data_to_state(value):
     return value
 
 
+def restore_model(model, checkpoint):
+    """Put a loaded checkpoint's weights and non-tensor state back into ``model``."""
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(data_to_state(checkpoint.get("other_parameter")))
+
+
 def save_checkpoint(state, path):
     """Write ``state`` (plain data and tensors) to ``path`` through a temporary file."""
     tmp = f"{path}.tmp"
