@@ -18,6 +18,7 @@ import pandas as pd
 
 from recbole_diffusion.config.arguments import parse_command_line
 from recbole_diffusion.quick_start import run
+from recbole_diffusion.quick_start.compare import ComparisonInterrupted
 from recbole_diffusion.quick_start.tune import SearchError
 from recbole_diffusion.trainer import TrainingDivergedError
 from recbole_diffusion.utils import ConfigError
@@ -25,7 +26,7 @@ from recbole_diffusion.utils.utils import pip_name
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
 # Failures that say what went wrong in one line: exit status 1, no traceback.
-USER_ERRORS = (ConfigError, CheckpointError, TrainingDivergedError, SearchError)
+USER_ERRORS = (ConfigError, CheckpointError, TrainingDivergedError, SearchError, ComparisonInterrupted)
 
 
 def tune(args, overrides):

@@ -3,9 +3,12 @@
 import csv
 import json
 import math
+import multiprocessing
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,11 +50,13 @@ def ray_session():
         ({"noise_scale": {"uniform": [0.1, 0.1]}}, "range [0.1, 0.1] is empty"),
         ({"learning_rate": {"loguniform": [0.0, 0.1]}}, "loguniform needs low > 0"),
         ({"steps": {"normal": [1, 2]}}, "give one of"),
+        ({"steps": {"choice": [5]}, "defaults_first": "yes"}, "defaults_first = 'yes' must be true or false"),
     ],
 )
 def test_bad_search_space_is_refused(tmp_path, space, message):
+    sections = {key: space.pop(key) for key in list(space) if key == "defaults_first"}
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        load_search_space(write_space(tmp_path / "space.yaml", space))
+        load_search_space(write_space(tmp_path / "space.yaml", space, **sections))
 
 
 def test_unknown_parameter_fails_before_any_trial(tmp_path, ray_session):
@@ -91,6 +96,25 @@ def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_sess
     # resuming a finished search restores it instead of starting over
     resumed, resumed_trials = run_search("DiffRec", "ml-100k", space, storage_path=str(storage), name="search", resume=True)
     assert resumed["config"] == best["config"] and len(resumed_trials) == 3
+
+
+def test_the_first_trial_runs_the_models_defaults(tmp_path, ray_session):
+    # the default dims_dnn ([16], from the fixed config) lies outside the searched choices, and is a
+    # list, which Ray would otherwise read as more parameters
+    space = write_space(
+        tmp_path / "space.yaml",
+        {"dims_dnn": {"choice": [[8], [12]]}, "learning_rate": {"loguniform": [0.01, 0.1]}},
+        num_samples=2, keep_checkpoints=2, seed=3, config={**TINY, "epochs": 1},
+    )
+    best, trials = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="defaults")
+    assert len(trials) == 2 and (trials.status != "error").all()
+    defaults, sampled = trials[trials.defaults].iloc[0], trials[~trials.defaults].iloc[0]
+    assert trials.defaults.sum() == 1 and trials.defaults.iloc[0]  # the first trial
+    assert defaults.dims_dnn == [16] and defaults.learning_rate == Config("DiffRec", "ml-100k").final_config_dict["learning_rate"]
+    assert sampled.dims_dnn in ([8], [12]) and 0.01 <= sampled.learning_rate <= 0.1
+    _, model, *_ = load_data_and_model(defaults.checkpoint)
+    assert [layer.out_features for layer in model.denoiser.in_layers][:1] == [16]  # the model ran the defaults
+    assert isinstance(best["config"]["dims_dnn"], list)
 
 
 def test_a_search_whose_every_trial_failed_raises(tmp_path, ray_session):
@@ -208,16 +232,62 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
 def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
     import recbole_diffusion.quick_start.compare as compare_module
 
-    real = compare_module._measure_in_child
+    real = compare_module._run_in_fresh_process
     monkeypatch.setattr(compare_module, "_run_in_fresh_process", lambda context, model, dataset, files, overrides: (
         {"model": model, "seed": overrides["seed"], "error": "RuntimeError: boom"} if overrides["seed"] == 2021
-        else real(model, dataset, files, overrides)
+        else real(context, model, dataset, files, overrides)
     ))
     runs = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
     assert runs[1] == {"model": "BPR", "seed": 2021, "error": "RuntimeError: boom", "settings": runs[1]["settings"]}
     text = (tmp_path / "comparison.md").read_text()
     assert "BPR, seed 2021: RuntimeError: boom" in text and "| 1 |" in text  # one finished seed in the mean
     assert [row["status"] for row in csv.DictReader((tmp_path / "runs.csv").open())] == ["finished", "crashed"]
+
+
+def test_a_run_whose_process_dies_is_reported_with_its_exit_code():
+    from recbole_diffusion.quick_start.compare import _run_in_fresh_process
+
+    def kill_the_child():
+        while not multiprocessing.active_children():
+            time.sleep(0.1)
+        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_child)
+    killer.start()
+    result = _run_in_fresh_process(multiprocessing.get_context("spawn"), "BPR", "ml-100k", None, {"seed": 7, "epochs": 100})
+    killer.join()
+    assert result == {"model": "BPR", "seed": 7, "error": "the run's process ended without a result (exit code -9)"}
+
+
+def test_a_terminated_comparison_ends_its_run_and_says_how_to_resume(tmp_path):
+    entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
+    parent = subprocess.Popen(
+        [sys.executable, str(entry), "--compare=BPR", "--seeds=2020", "--epochs=300", f"--output={tmp_path / 'out'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "log").rglob("*.log")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # until the run has started to log
+    run = [int(pid) for pid in children.read_text().split()]
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        f"error: the comparison was interrupted during BPR, seed 2020; the finished runs are kept in "
+        f"{tmp_path / 'out' / 'runs.jsonl'}: the same command resumes"
+    )
+    deadline = time.monotonic() + 30  # the run is ended at once; multiprocessing's resource tracker follows
+    while any(map(_running, run)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run and not any(map(_running, run))  # no orphan trains on
+
+
+def _running(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_compare_refuses_to_mix_model_types():
@@ -234,7 +304,9 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
     for model in ("BPR", "EASE"):
         trials = pd.read_csv(out / "tuning" / model / "trials.csv")
         assert len(trials) == 2  # the same number of trials for each model
-    assert "each tuned with 2 trials" in (out / "comparison.md").read_text()
+    title = (out / "comparison.md").read_text().splitlines()[0]
+    assert "each tuned with 2 trials (its defaults first" in title and "at most 1 epochs (EASE: fitted once)" in title
+    assert all(pd.read_csv(out / "tuning" / model / "trials.csv").defaults.iloc[0] for model in ("BPR", "EASE"))
 
 
 def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):

@@ -8,7 +8,8 @@ import json
 import os
 import resource
 import time
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import threading
 from multiprocessing import get_context
 
 import torch
@@ -132,10 +133,8 @@ class PerUserCapture:
         trainer.evaluator.evaluate = evaluate_per_user
 
 
-def _measure_in_child(model, dataset, config_file_list, config_dict):
-    import recbole_diffusion  # noqa: F401  (the child is a fresh interpreter: install the hooks)
-
-    return measure_run(model, dataset, config_file_list, config_dict, per_user=True)
+class ComparisonInterrupted(RuntimeError):
+    """Ctrl-C or SIGTERM during a comparison; the runs that finished are kept for a resume."""
 
 
 def compare(
@@ -171,7 +170,7 @@ def compare(
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
-    settings = {"dataset": first["dataset"], "config_files": list(config_file_list or []), "config": config_dict,
+    settings = {"dataset": first["dataset"], "config_files": [os.path.abspath(path) for path in config_file_list or []], "config": config_dict,
                 "model_config": model_config}
     log = os.path.join(output_dir, "runs.jsonl") if output_dir else None
     done = [run for run in read_jsonl(log) if run.get("settings") == json.loads(json.dumps(settings, default=str))] if log else []
@@ -182,7 +181,11 @@ def compare(
             if run is None:
                 overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
                 overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
-                run = _run_in_fresh_process(context, configs[model].model_label, dataset, config_file_list, overrides)
+                try:
+                    run = _run_in_fresh_process(context, configs[model].model_label, dataset, config_file_list, overrides)
+                except KeyboardInterrupt:
+                    kept = f"the finished runs are kept in {log}: the same command resumes" if log else "no --output, nothing kept"
+                    raise ComparisonInterrupted(f"the comparison was interrupted during {model}, seed {seed}; {kept}") from None
                 run["settings"] = settings
                 if log:
                     os.makedirs(output_dir, exist_ok=True)
@@ -191,10 +194,12 @@ def compare(
             runs.append(run)
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
-        budget = f"each tuned with {tune_trials} trials (ASHA on valid), " if tune_trials else "defaults, "
+        budget = f"each tuned with {tune_trials} trials (its defaults first, ASHA on valid), " if tune_trials else "defaults, "
+        fitted = [model for model in models if configs[model]["MODEL_TYPE"].name == "TRADITIONAL"]
+        fitted_text = f" ({', '.join(fitted)}: fitted once)" if fitted else ""
         title = (
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
-            f"{budget}at most {config_dict.get('epochs', first['epochs'])} epochs, valid {first['valid_metric']}"
+            f"{budget}at most {config_dict.get('epochs', first['epochs'])} epochs{fitted_text}, valid {first['valid_metric']}"
         )
         write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs))
     return runs
@@ -237,11 +242,42 @@ def search_space_file(model):
 
 
 def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
+    """One (model, seed) run in a fresh interpreter. A crash comes back as the run's ``error``; an
+    interrupt of this process (Ctrl-C, SIGTERM) ends the child too, so that no orphan trains on."""
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(send, model, dataset, config_file_list, overrides), daemon=True)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(_measure_in_child, model, dataset, config_file_list, overrides).result()
+        child.start()
+        send.close()
+        result = receive.recv()
+    except EOFError:  # killed, or died in native code, before it could answer
+        child.join()
+        result = {"error": f"the run's process ended without a result (exit code {child.exitcode})"}
+    except BaseException:
+        child.terminate()
+        child.join()
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    child.join()
+    return result if "error" not in result else {"model": model, "seed": overrides["seed"], **result}
+
+
+def _child(send, model, dataset, config_file_list, config_dict):
+    import recbole_diffusion  # noqa: F401  (the child is a fresh interpreter: install the hooks)
+
+    try:
+        result = measure_run(model, dataset, config_file_list, config_dict, per_user=True)
     except Exception as error:  # noqa: BLE001  (reported in the table, never silently dropped)
-        return {"model": model, "seed": overrides["seed"], "error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+        result = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+    send.send(result)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _split_text(config):

@@ -4,6 +4,8 @@ A search space is a yaml file (ready ones per model under ``properties/tune/``):
 
     num_samples: 8                  # trials (grid values multiply it, as in Ray)
     seed: 2020                      # the sampled configs are the same on every run (default: random)
+    defaults_first: true            # the first trial runs the model's own settings (the default), so
+                                    # that no budget ends below the defaults; it counts as one trial
     keep_checkpoints: 1             # keep the best-valid checkpoints of the N best trials only
     resources_per_trial: {cpu: 1, gpu: auto}   # gpu: a number (may be a fraction), or auto:
                                     # 0.25 of a GPU per trial where the Ray cluster has GPUs, else 0
@@ -16,7 +18,10 @@ A search space is a yaml file (ready ones per model under ``properties/tune/``):
       dropout: {uniform: [0.0, 0.5]}
       embedding_size: {randint: [8, 65]}
 
-Each trial is :func:`~recbole_diffusion.quick_start.objective_function`, evaluating on the
+The first trial runs the model's own settings of the searched keys (its yaml, the config files and
+the overrides given): however small the budget, the model's defaults are among what it compares
+(unless ASHA stops that trial). Each trial is
+:func:`~recbole_diffusion.quick_start.objective_function`, evaluating on the
 validation set every epoch and reporting RecBole's ``valid_metric`` to Tune each time, so that
 ASHA stops weak trials early. The test set is evaluated once, at the end of a trial that was not
 stopped, and never used to select. A crashing (or diverging) trial is recorded as ``error`` and the
@@ -26,6 +31,7 @@ an interrupted search from its directory. Each trial writes its checkpoint under
 the best trial's is returned, and only the ``keep_checkpoints`` best trials keep theirs.
 """
 
+import ast
 import math
 import os
 import warnings
@@ -36,7 +42,7 @@ import yaml
 from recbole_diffusion.utils.checks import ConfigError, is_int
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
-SPACE_SECTIONS = ("num_samples", "seed", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
+SPACE_SECTIONS = ("num_samples", "seed", "defaults_first", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
 # The metric every trial reports; its direction follows the model's valid_metric_bigger.
 REPORTED_METRIC = "valid_score"
 TRIAL_CHECKPOINTS = "checkpoints"  # inside each trial's directory
@@ -59,6 +65,8 @@ def load_search_space(path):
         value = spec.get(key)
         if value is not None and not (is_int(value) and value >= 0):
             raise ConfigError(f"search space '{path}': {key} = {value!r} must be an integer >= 0")
+    if not isinstance(spec.get("defaults_first", True), bool):
+        raise ConfigError(f"search space '{path}': defaults_first = {spec['defaults_first']!r} must be true or false")
     space = spec.get("space") or {}
     if not space:
         raise ConfigError(f"search space '{path}': 'space' is empty; name at least one config key to search")
@@ -97,6 +105,8 @@ def check_space_keys(spec, path, model, dataset, config_file_list, config_dict):
 
 
 def to_ray_space(space):
+    """Ray's domains for a space. Values of keys with list values (layer sizes) travel as their text,
+    because Ray reads a list inside a config as more parameters to resolve (see :func:`from_ray`)."""
     from ray import tune
 
     makers = {
@@ -106,10 +116,38 @@ def to_ray_space(space):
         "loguniform": lambda bounds: tune.loguniform(*bounds),
         "randint": lambda bounds: tune.randint(*bounds),
     }
-    return {key: makers[kind](values) for key, distribution in space.items() for kind, values in distribution.items()}
+    listed = _listed_keys(space)
+    return {
+        key: makers[kind]([repr(value) for value in values] if key in listed else values)
+        for key, distribution in space.items()
+        for kind, values in distribution.items()
+    }
 
 
-def _trial(params, base_config, config_file_list):
+def from_ray(params, space):
+    """A trial's values as config values (the inverse of :func:`to_ray_space`'s text for lists)."""
+    listed = _listed_keys(space)
+    return {key: ast.literal_eval(value) if key in listed and isinstance(value, str) else value for key, value in params.items()}
+
+
+def _listed_keys(space):
+    return {
+        key for key, distribution in space.items() for kind, values in distribution.items()
+        if kind in ("choice", "grid") and any(isinstance(value, (list, tuple)) for value in values)
+    }
+
+
+def defaults_point(space, config):
+    """The model's own value of every searched key (grid keys excepted: a grid tries every value),
+    in Ray's form: the search's first trial."""
+    listed = _listed_keys(space)
+    return {
+        key: repr(config[key]) if key in listed else config[key]
+        for key, distribution in space.items() if "grid" not in distribution
+    }
+
+
+def _trial(params, base_config, config_file_list, space):
     """One Tune trial: an ordinary run that reports the validation score after every evaluation."""
     import recbole_diffusion  # noqa: F401  (a Ray worker is a fresh interpreter: install the hooks)
     from ray.air import session
@@ -120,7 +158,7 @@ def _trial(params, base_config, config_file_list):
         session.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
 
     checkpoints = os.path.join(session.get_trial_dir(), TRIAL_CHECKPOINTS)
-    config_dict = {**base_config, **params, "checkpoint_dir": checkpoints}
+    config_dict = {**base_config, **from_ray(params, space), "checkpoint_dir": checkpoints}
     result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report)
     final = {REPORTED_METRIC: float(result["best_valid_score"]), "finished": True}
     final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
@@ -155,6 +193,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     base_config.update(data_path=os.path.dirname(os.path.abspath(config["data_path"])), eval_step=1, show_progress=False)
     base_config["dataset"] = config["dataset"]
     mode = "max" if config["valid_metric_bigger"] else "min"
+    first = [defaults_point(spec["space"], config)] if spec.get("defaults_first", True) else []
     name = name or f"{model}-{config['dataset']}"
     storage_path = os.path.abspath(storage_path)
 
@@ -164,7 +203,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     where = f"{resources['gpu']} GPU" if resources["gpu"] else "CPU only"
     getLogger().warning(f"search '{name}': each trial gets {resources['cpu']} CPU, {where}")
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list), resources
+        tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list, space=spec["space"]), resources
     )
     experiment = os.path.join(storage_path, name)
     if resume and tune.Tuner.can_restore(experiment):
@@ -179,7 +218,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             param_space=to_ray_space(spec["space"]),
             tune_config=tune.TuneConfig(
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
-                search_alg=BasicVariantGenerator(random_state=spec.get("seed")),
+                search_alg=BasicVariantGenerator(points_to_evaluate=first, random_state=spec.get("seed")),
             ),
             run_config=air.RunConfig(name=name, storage_path=storage_path, verbose=1),
         )
@@ -193,7 +232,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
             f"(--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
         ) from None
-    trials = _trials_table(results, list(spec["space"]), mode)
+    trials = _trials_table(results, spec["space"], mode, first[0] if first else {})
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
     if (trials.status == ERROR).all():
         raise SearchError(
@@ -206,7 +245,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     best_row = trials.loc[ranked[0]]
     best = next(result for result in results if result.path == best_row.trial_dir)
     summary = {
-        "config": {key: best.config[key] for key in spec["space"]},
+        "config": from_ray({key: best.config[key] for key in spec["space"]}, spec["space"]),
         "valid": {k[len("valid/"):]: v for k, v in best.metrics.items() if k.startswith("valid/")},
         "test": {k[len("test/"):]: v for k, v in best.metrics.items() if k.startswith("test/")},
         "valid_metric": config["valid_metric"],
@@ -249,14 +288,16 @@ def _keep_best_checkpoints(trials, ranked, keep):
         trials.at[index, "checkpoint"] = ""
 
 
-def _trials_table(results, searched, mode):
-    """One row per trial: searched values, status, epochs reported, best valid score, test metrics,
-    checkpoint and directory."""
+def _trials_table(results, space, mode, defaults):
+    """One row per trial: searched values, whether they are the model's defaults, status, epochs
+    reported, best valid score, test metrics, checkpoint and directory."""
     import pandas as pd
 
     rows = []
     for result in results:
-        row = {key: (result.config or {}).get(key) for key in searched}
+        values = {key: (result.config or {}).get(key) for key in space}
+        row = from_ray(values, space)
+        row["defaults"] = bool(defaults) and all(values[key] == value for key, value in defaults.items())
         history = result.metrics_dataframe
         scores = history[REPORTED_METRIC].dropna() if history is not None and REPORTED_METRIC in history else []
         finished = bool((result.metrics or {}).get("finished"))
