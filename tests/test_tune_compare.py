@@ -301,9 +301,13 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
     assert [run["model"] for run in runs] == ["BPR", "EASE"] and all("error" not in run for run in runs)
     tuned = json.loads((out / "tuned_configs.json").read_text())
     assert set(tuned["BPR"]) == {"embedding_size", "learning_rate", "weight_decay"} and set(tuned["EASE"]) == {"reg_weight"}
+    report = (out / "comparison.md").read_text()
     for model in ("BPR", "EASE"):
         trials = pd.read_csv(out / "tuning" / model / "trials.csv")
         assert len(trials) == 2  # the same number of trials for each model
+        line = next(line for line in report.splitlines() if line.startswith(f"- {model}: "))
+        assert all(f"{key}=" in line for key in tuned[model])
+        assert line.endswith("(its defaults won the search)") == trials.defaults[trials.valid_score.idxmax()]
     title = (out / "comparison.md").read_text().splitlines()[0]
     assert "each tuned with 2 trials (its defaults first" in title and "at most 1 epochs (EASE: fitted once)" in title
     assert all(pd.read_csv(out / "tuning" / model / "trials.csv").defaults.iloc[0] for model in ("BPR", "EASE"))

@@ -159,10 +159,11 @@ def compare(
     """
     config_dict, model_config = config_dict or {}, model_config or {}
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
+    from_defaults = []
     if tune_trials:
         if not output_dir:
             raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
-        tuned = tune_models(models, dataset, config_file_list, config_dict, extra_keys, tune_trials, output_dir, ray_address)
+        tuned, from_defaults = tune_models(models, dataset, config_file_list, config_dict, extra_keys, tune_trials, output_dir, ray_address)
         model_config = {model: {**model_config.get(model, {}), **tuned[model]} for model in models}
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
@@ -201,13 +202,21 @@ def compare(
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
             f"{budget}at most {config_dict.get('epochs', first['epochs'])} epochs{fitted_text}, valid {first['valid_metric']}"
         )
-        write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs))
+        settings_text = {
+            configs[model].model_label: ", ".join(
+                f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in model_config[model].items()
+            )
+            + (" (its defaults won the search)" if model in from_defaults else "")
+            for model in models if model_config.get(model)
+        }
+        write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs), settings_text)
     return runs
 
 
 def tune_models(models, dataset, config_file_list, config_dict, extra_keys, trials, output_dir, ray_address=None):
-    """{model: its best searched values}, each model searched with ``trials`` trials of its space
-    (``extra_keys[model]``: the keys of ``config_dict`` meant for other compared models)."""
+    """``({model: its best searched values}, [models whose defaults trial won])``, each model searched
+    with ``trials`` trials of its space (``extra_keys[model]``: the keys of ``config_dict`` meant for
+    other compared models)."""
     from recbole_diffusion.quick_start.tune import load_search_space, run_search
 
     spaces = {model: search_space_file(model) for model in models}
@@ -215,7 +224,7 @@ def tune_models(models, dataset, config_file_list, config_dict, extra_keys, tria
         grids = [key for key, spec in load_search_space(str(path))["space"].items() if "grid" in spec]
         if grids:
             raise ConfigError(f"--tune_trials: {path} searches {grids} by grid, which multiplies the trials; use choice")
-    best = {}
+    best, from_defaults = {}, []
     for model in models:
         found, _ = run_search(
             model, dataset, str(spaces[model]), config_file_list, {**config_dict, "extra_config_keys": extra_keys[model]},
@@ -223,9 +232,10 @@ def tune_models(models, dataset, config_file_list, config_dict, extra_keys, tria
             storage_path=os.path.join(output_dir, "tuning"), name=model, resume=True, num_samples=trials,
         )
         best[model] = found["config"]
+        from_defaults += [model] if found["defaults"] else []
     with open(os.path.join(output_dir, "tuned_configs.json"), "w", encoding="utf-8") as f:
         json.dump(best, f, indent=2, default=str)
-    return best
+    return best, from_defaults
 
 
 def search_space_file(model):

@@ -113,7 +113,7 @@ def _mark(row):
     return {"better": " ▲", "worse": " ▼"}.get(row["direction"], "")
 
 
-def markdown(title, summary, runs, reference, metrics):
+def markdown(title, summary, runs, reference, metrics, settings=None):
     models = list(dict.fromkeys(run["model"] for run in runs))
     cell = {(row["model"], row["metric"]): row for row in summary}
     lines = [f"# {title}", "", f"Mean ± std over seeds of the test metrics; ▲ / ▼: better / worse than {reference} "
@@ -130,6 +130,9 @@ def markdown(title, summary, runs, reference, metrics):
     lines += ["", "| model | " + " | ".join(label for _, label in COSTS) + " |", "|---|" + "---|" * len(COSTS)]
     for model, values in costs.items():
         lines.append(f"| {model} | " + " | ".join(_number(values[key], integer=key == "params") for key, _ in COSTS) + " |")
+    if settings:
+        lines += ["", "Settings given to each model (tuned on validation, or set per model):", ""]
+        lines += [f"- {model}: {text}" for model, text in settings.items()]
     crashed = [run for run in runs if "error" in run]
     if crashed:
         lines += ["", "Crashed runs (not in the means):", ""]
@@ -137,13 +140,13 @@ def markdown(title, summary, runs, reference, metrics):
     return "\n".join(lines) + "\n"
 
 
-def write_report(output_dir, title, runs, reference, metrics):
+def write_report(output_dir, title, runs, reference, metrics, settings=None):
     """``comparison.md``, ``summary.csv`` (model x metric), ``runs.csv`` (model x seed) and
-    ``comparison.html``; returns the summary rows."""
+    ``comparison.html``; returns the summary rows. ``settings``: {model: its own settings, as text}."""
     os.makedirs(output_dir, exist_ok=True)
     summary = summarise(runs, reference, metrics)
     with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(title, summary, runs, reference, metrics))
+        f.write(markdown(title, summary, runs, reference, metrics, settings))
     with open(os.path.join(output_dir, "summary.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(summary[0]) + ["reference"])
         writer.writeheader()

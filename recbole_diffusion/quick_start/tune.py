@@ -251,6 +251,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
         "valid_metric": config["valid_metric"],
         "best_valid_score": float(best_row[REPORTED_METRIC]),
         "status": best_row.status,
+        "defaults": bool(best_row.defaults),
         "checkpoint": best_row.checkpoint,
         "path": best.path,
     }
