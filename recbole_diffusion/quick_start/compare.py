@@ -255,7 +255,7 @@ def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
     """One (model, seed) run in a fresh interpreter. A crash comes back as the run's ``error``; an
     interrupt of this process (Ctrl-C, SIGTERM) ends the child too, so that no orphan trains on."""
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(send, model, dataset, config_file_list, overrides), daemon=True)
+    child = context.Process(target=_child, args=(send, model, dataset, config_file_list, overrides))
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
@@ -266,8 +266,9 @@ def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
         child.join()
         result = {"error": f"the run's process ended without a result (exit code {child.exitcode})"}
     except BaseException:
-        child.terminate()
-        child.join()
+        if child.is_alive():
+            child.terminate()
+            child.join()
         raise
     finally:
         if in_main_thread:
