@@ -4,8 +4,8 @@ A search space is a yaml file (ready ones per model under ``properties/tune/``):
 
     num_samples: 8                  # trials (grid values multiply it, as in Ray)
     seed: 2020                      # the sampled configs are the same on every run (default: random)
-    defaults_first: true            # the first trial runs the model's own settings (the default), so
-                                    # that no budget ends below the defaults; it counts as one trial
+    defaults_first: true            # the first trial runs the model's own values of the searched
+                                    # keys (the default; it counts as one of num_samples)
     keep_checkpoints: 1             # keep the best-valid checkpoints of the N best trials only
     resources_per_trial: {cpu: 1, gpu: auto}   # gpu: a number (may be a fraction), or auto:
                                     # 0.25 of a GPU per trial where the Ray cluster has GPUs, else 0
@@ -193,7 +193,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     base_config.update(data_path=os.path.dirname(os.path.abspath(config["data_path"])), eval_step=1, show_progress=False)
     base_config["dataset"] = config["dataset"]
     mode = "max" if config["valid_metric_bigger"] else "min"
-    first = [defaults_point(spec["space"], config)] if spec.get("defaults_first", True) else []
+    defaults = defaults_point(spec["space"], config) if spec.get("defaults_first", True) else {}
     name = name or f"{model}-{config['dataset']}"
     storage_path = os.path.abspath(storage_path)
 
@@ -218,7 +218,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             param_space=to_ray_space(spec["space"]),
             tune_config=tune.TuneConfig(
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
-                search_alg=BasicVariantGenerator(points_to_evaluate=first, random_state=spec.get("seed")),
+                search_alg=BasicVariantGenerator(points_to_evaluate=[defaults] if defaults else None, random_state=spec.get("seed")),
             ),
             run_config=air.RunConfig(name=name, storage_path=storage_path, verbose=1),
         )
@@ -232,7 +232,7 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
             f"(--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
         ) from None
-    trials = _trials_table(results, spec["space"], mode, first[0] if first else {})
+    trials = _trials_table(results, spec["space"], mode, defaults)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
     if (trials.status == ERROR).all():
         raise SearchError(
