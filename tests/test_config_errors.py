@@ -49,6 +49,11 @@ def test_tdiffrec_weight_bounds(tiny_config, no_data_loading):
         Config(model="TDiffRec", dataset="ml-100k", config_dict=tiny_config(w_min=2.0, w_max=1.0))
 
 
+def test_a_missing_embedding_file_stops_at_config(tiny_config, no_data_loading):
+    with pytest.raises(ConfigError, match=r"'item_emb_path' = 'no/such/emb\.npy': no such file"):
+        Config(model="LDiffRec", dataset="ml-100k", config_dict={**tiny_config(), "item_emb_path": "no/such/emb.npy"})
+
+
 def test_good_config_passes(tiny_config, no_data_loading):
     config = Config(model="TDiffRec", dataset="ml-100k", config_dict=tiny_config(sampling_steps=5))
     assert config["steps"] == 5 and config["sampling_steps"] == 5

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray
@@ -115,6 +116,15 @@ def test_the_first_trial_runs_the_models_defaults(tmp_path, ray_session):
     _, model, *_ = load_data_and_model(defaults.checkpoint)
     assert [layer.out_features for layer in model.denoiser.in_layers][:1] == [16]  # the model ran the defaults
     assert isinstance(best["config"]["dims_dnn"], list)
+
+
+def test_trials_find_a_file_given_by_a_relative_path(tmp_path, ray_session, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Ray runs each trial in its own directory
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(1683, 4)))
+    space = write_space(tmp_path / "space.yaml", {"lr1": {"choice": [0.001]}}, config={**TINY, "epochs": 1})
+    config = {"item_emb_path": "emb.npy", "n_cate": 1, "in_dims": [8], "steps": 5}
+    best, _ = run_search("LDiffRec", "ml-100k", space, config_dict=config, storage_path=str(tmp_path / "ray"), name="relative")
+    assert best["status"] == "finished"
 
 
 def test_a_search_whose_every_trial_failed_raises(tmp_path, ray_session):

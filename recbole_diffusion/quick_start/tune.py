@@ -191,6 +191,10 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     # Trials run in their own directories: pin paths, validate every epoch so ASHA can judge.
     # (RecBole's final data_path is <data_path>/<dataset>: the trials get the folder above it)
     base_config.update(data_path=os.path.dirname(os.path.abspath(config["data_path"])), eval_step=1, show_progress=False)
+    base_config.update({  # the other paths (item_emb_path, ...), from wherever they were given
+        key: os.path.abspath(value) for key, value in config.final_config_dict.items()
+        if key.endswith("_path") and key != "data_path" and isinstance(value, str)
+    })
     base_config["dataset"] = config["dataset"]
     mode = "max" if config["valid_metric_bigger"] else "min"
     defaults = defaults_point(spec["space"], config) if spec.get("defaults_first", True) else {}

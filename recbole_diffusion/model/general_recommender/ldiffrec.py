@@ -153,8 +153,6 @@ def svd_item_embeddings(dataset, size, seed):
 
 def file_item_embeddings(dataset, path):
     """Rows of the ``.npy`` file at ``path`` for internal items 1..n (row = integer item token)."""
-    if not isinstance(path, str) or not os.path.isfile(path):
-        raise ConfigError(f"config key 'item_emb_path' = {path!r}: no such file")
     try:
         table = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001  (any reason numpy cannot read it)
@@ -315,7 +313,8 @@ class LDiffRec(DiffRec):
         for key in ("wd1", "wd2"):
             require(isinstance(config[key], (int, float)) and config[key] >= 0, key, config[key], "must be a number >= 0")
         path = config["item_emb_path"]
-        require(path is None or isinstance(path, str), "item_emb_path", path, "must be a path to a .npy file or None")
+        require(path is None or isinstance(path, str) and os.path.isfile(path), "item_emb_path", path,
+                "no such file (give a .npy array, or None for SVD embeddings of the training matrix)")
         for key in ("item_emb_size", "kmeans_n_init"):
             require(isinstance(config[key], int) and config[key] >= 1, key, config[key], "must be an integer >= 1")
 
