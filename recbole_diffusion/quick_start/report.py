@@ -180,10 +180,17 @@ def write_html(path, title, summary, runs, reference, metrics):
         rows = [cell[model, m] for m in metrics]
         figure.add_trace(
             go.Bar(
-                name=model, x=metrics, y=[r["mean"] for r in rows], marker_color=color, legendgroup=model,
+                name=model, x=metrics, y=[r["mean"] for r in rows], marker_color=color, legendgroup=model, offsetgroup=model,
                 error_y={"type": "data", "array": [r["std"] for r in rows], "visible": True},
-                text=[_mark(r).strip() for r in rows], textposition="outside",
                 hovertext=[f"{model} {r['metric']}: {r['mean']:.4f} ± {r['std']:.4f}, p = {r['p_value']:.3g}" for r in rows],
+            ),
+            row=1, col=1,
+        )
+        figure.add_trace(  # the marks, on an empty bar at the top of the error bar, so that neither hides the other
+            go.Bar(
+                x=metrics, y=[0] * len(rows), base=[r["mean"] + r["std"] for r in rows], offsetgroup=model,
+                text=[_mark(r).strip() for r in rows], textposition="outside", cliponaxis=False,
+                marker_color=color, showlegend=False, legendgroup=model, hoverinfo="skip",
             ),
             row=1, col=1,
         )
