@@ -237,6 +237,13 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     # a rerun with the same settings reuses the log instead of training again
     again = compare(["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021])
     assert [run["wall_s"] for run in again] == [run["wall_s"] for run in runs]
+    # a change to one model's own settings reruns that model only
+    changed = compare(
+        ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]},
+        model_config={"BPR": {"embedding_size": 8}}, output_dir=str(out), seeds=[2020, 2021],
+    )
+    assert [run["wall_s"] for run in changed[:2]] == [run["wall_s"] for run in runs[:2]]
+    assert all(new["wall_s"] != old["wall_s"] for new, old in zip(changed[2:], runs[2:]))
 
 
 def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
@@ -307,7 +314,11 @@ def test_compare_refuses_to_mix_model_types():
 
 def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_session):
     out = tmp_path / "out"
-    runs = compare(["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(out), tune_trials=2, seeds=[2020])
+    evaluation = {"metrics": ["Recall", "NDCG"], "topk": [5], "valid_metric": "NDCG@5"}  # the first model's, for all
+    runs = compare(
+        ["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1}, model_config={"BPR": evaluation}, output_dir=str(out),
+        tune_trials=2, seeds=[2020],
+    )
     assert [run["model"] for run in runs] == ["BPR", "EASE"] and all("error" not in run for run in runs)
     tuned = json.loads((out / "tuned_configs.json").read_text())
     assert set(tuned["BPR"]) == {"embedding_size", "learning_rate", "weight_decay"} and set(tuned["EASE"]) == {"reg_weight"}
@@ -315,6 +326,7 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
     for model in ("BPR", "EASE"):
         trials = pd.read_csv(out / "tuning" / model / "trials.csv")
         assert len(trials) == 2  # the same number of trials for each model
+        assert {"test/ndcg@5", "test/recall@5"} <= set(trials.columns) and "test/mrr@10" not in trials.columns
         line = next(line for line in report.splitlines() if line.startswith(f"- {model}: "))
         assert all(f"{key}=" in line for key in tuned[model])
         assert line.endswith("(its defaults won the search)") == trials.defaults[trials.valid_score.idxmax()]

@@ -159,31 +159,38 @@ def compare(
     """
     config_dict, model_config = config_dict or {}, model_config or {}
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
+    first = configs[models[0]]
+    shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     from_defaults = []
     if tune_trials:
         if not output_dir:
             raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
-        tuned, from_defaults = tune_models(models, dataset, config_file_list, config_dict, extra_keys, tune_trials, output_dir, ray_address)
+        # every search selects by the same validation metric, the one the comparison reports
+        searched = {**config_dict, **shared}
+        tuned, from_defaults = tune_models(models, dataset, config_file_list, searched, extra_keys, tune_trials, output_dir, ray_address)
         model_config = {model: {**model_config.get(model, {}), **tuned[model]} for model in models}
-    first = configs[models[0]]
-    shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     seeds = list(seeds or [first["seed"]])
     reference = reference or models[0]
     if reference not in models:
         raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
-    settings = {"dataset": first["dataset"], "config_files": [os.path.abspath(path) for path in config_file_list or []], "config": config_dict,
-                "model_config": model_config}
+    # what a run depends on: a logged run is reused when its own settings are unchanged
+    common = {
+        "dataset": first["dataset"], "config_files": [os.path.abspath(path) for path in config_file_list or []],
+        "config": config_dict, "evaluation": shared, "split_seed": first["seed"],
+    }
     log = os.path.join(output_dir, "runs.jsonl") if output_dir else None
-    done = [run for run in read_jsonl(log) if run.get("settings") == json.loads(json.dumps(settings, default=str))] if log else []
+    logged = read_jsonl(log) if log else []
     runs, context = [], get_context("spawn")
     for model in models:
+        label = configs[model].model_label
+        settings = json.loads(json.dumps({**common, "model_config": model_config.get(model, {})}, default=str))
         for seed in seeds:
-            run = next((r for r in done if r["model"] == configs[model].model_label and r["seed"] == seed), None)
+            run = next((r for r in logged if r["model"] == label and r["seed"] == seed and r.get("settings") == settings), None)
             if run is None:
                 overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
                 overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
                 try:
-                    run = _run_in_fresh_process(context, configs[model].model_label, dataset, config_file_list, overrides)
+                    run = _run_in_fresh_process(context, label, dataset, config_file_list, overrides)
                 except KeyboardInterrupt:
                     kept = f"the finished runs are kept in {log}: the same command resumes" if log else "no --output, nothing kept"
                     raise ComparisonInterrupted(f"the comparison was interrupted during {model}, seed {seed}; {kept}") from None
