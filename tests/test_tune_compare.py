@@ -259,6 +259,10 @@ def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
     text = (tmp_path / "comparison.md").read_text()
     assert "BPR, seed 2021: RuntimeError: boom" in text and "| 1 |" in text  # one finished seed in the mean
     assert [row["status"] for row in csv.DictReader((tmp_path / "runs.csv").open())] == ["finished", "crashed"]
+    # a rerun keeps the finished seed and runs the crashed one again
+    monkeypatch.setattr(compare_module, "_run_in_fresh_process", real)
+    again = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
+    assert again[0]["wall_s"] == runs[0]["wall_s"] and "error" not in again[1]
 
 
 def test_a_run_whose_process_dies_is_reported_with_its_exit_code():

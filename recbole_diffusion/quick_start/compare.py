@@ -149,8 +149,9 @@ def compare(
     which seeds the model and training only). Models of different RecBole types (general,
     sequential, context-aware) split the data differently: they are refused before any training.
     A crashed run is kept with its error (``"error"``), never dropped. Returns the runs; with
-    ``output_dir``, writes the report (:func:`..report.write_report`) and keeps every finished run
-    in ``runs.jsonl`` there, which a rerun with the same settings reuses.
+    ``output_dir``, writes the report (:func:`..report.write_report`) and logs every run in
+    ``runs.jsonl`` there: a rerun reuses the finished runs whose own settings are unchanged and runs
+    the crashed ones again.
 
     With ``tune_trials`` N, every model is first tuned on validation with the same budget: N trials
     of its space ``properties/tune/<Model>.yaml`` (ASHA, the same ``epochs`` for all when the config
@@ -185,7 +186,9 @@ def compare(
         label = configs[model].model_label
         settings = json.loads(json.dumps({**common, "model_config": model_config.get(model, {})}, default=str))
         for seed in seeds:
-            run = next((r for r in logged if r["model"] == label and r["seed"] == seed and r.get("settings") == settings), None)
+            run = next((
+                r for r in logged if r["model"] == label and r["seed"] == seed and r.get("settings") == settings and "error" not in r
+            ), None)  # a crashed run is logged for the record and run again
             if run is None:
                 overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
                 overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
