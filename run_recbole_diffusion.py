@@ -22,7 +22,7 @@ from recbole_diffusion.quick_start.compare import ComparisonInterrupted
 from recbole_diffusion.quick_start.tune import SearchError
 from recbole_diffusion.trainer import TrainingDivergedError
 from recbole_diffusion.utils import ConfigError
-from recbole_diffusion.utils.utils import pip_name
+from recbole_diffusion.utils.utils import pip_name, signals_interrupt
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
 # Failures that say what went wrong in one line: exit status 1, no traceback.
@@ -52,7 +52,7 @@ def compare(args, overrides):
     models = [name.strip() for name in (args.compare or args.model).split(",") if name.strip()]
     run_comparison(
         models, args.dataset, args.config_file_list, overrides, output_dir=args.output, seeds=args.seeds, reference=args.reference,
-        tune_trials=args.tune_trials, ray_address=args.ray_address,
+        tune_trials=args.tune_trials, ray_address=args.ray_address, resume=args.resume,
     )
     with open(os.path.join(args.output, "comparison.md"), encoding="utf-8") as f:
         print(f.read())
@@ -60,11 +60,16 @@ def compare(args, overrides):
 
 
 def main():
+    # Ctrl-C and SIGTERM end every command the same way, with one line and exit 1, however the
+    # process was started (bash's `cmd &` in a script starts it with SIGINT ignored).
     try:
-        args, overrides = parse_command_line(sys.argv[1:], __doc__)
-        dispatch(args, overrides)
+        with signals_interrupt():
+            args, overrides = parse_command_line(sys.argv[1:], __doc__)
+            dispatch(args, overrides)
     except USER_ERRORS as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit("error: interrupted (Ctrl-C or SIGTERM)")
     except ModuleNotFoundError as error:  # an optional package a RecBole model imports when it runs (NCL: faiss)
         package = pip_name(error.name or "")
         sys.exit(f"error: this run needs the package {package}, which recbole-diffusion does not install: pip install {package}")
@@ -75,6 +80,8 @@ def dispatch(args, overrides):
         return tune(args, overrides)
     if args.compare or args.seeds:
         return compare(args, overrides)
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc={args.nproc}: give the number of processes, an integer >= 1")
     run(
         args.model, args.dataset, config_file_list=args.config_file_list, config_dict=overrides, nproc=args.nproc,
         world_size=args.world_size, ip=args.ip, port=args.port, group_offset=args.group_offset,

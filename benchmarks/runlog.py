@@ -1,9 +1,8 @@
 """Finished benchmark runs kept in a JSONL file, so that a rerun (or a parallel invocation) resumes."""
 
-import json
 import os
 
-from recbole_diffusion.quick_start.report import read_jsonl
+from recbole_diffusion.quick_start.report import append_jsonl, read_jsonl
 
 
 class RunLog:
@@ -24,6 +23,5 @@ class RunLog:
     def add(self, row):
         row["settings"] = self.settings
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(self.path, row)
         return row

@@ -16,7 +16,10 @@ inside ``recbole.data.utils.get_dataloader``. So that ``recbole.quick_start.run_
 5. switches autograd anomaly detection back off: RecBole's SINE module turns it on for the whole
    process when ``recbole.model.sequential_recommender`` is imported (by any model lookup), which
    makes every backward pass several times slower, RecBole's own models' included;
-6. silences the deprecation warnings RecBole 1.2.1 itself triggers on every run under pandas 2 and
+6. installs the shims that run RecBole 1.2.1 on NumPy 2 and SciPy >= 1.13 (:mod:`.compat`);
+7. never loads RecBole's dataset and dataloader caches, which are pickles
+   (:mod:`.data.utils`);
+8. silences the deprecation warnings RecBole 1.2.1 itself triggers on every run under pandas 2 and
    torch 2 (they say nothing about the user's run).
 """
 
@@ -30,11 +33,14 @@ import yaml
 import recbole.config.configurator
 import recbole.data
 import recbole.data.utils
+import recbole.quick_start.quick_start
 import recbole.model.sequential_recommender  # noqa: F401  (imports SINE, see 5. above)
 import recbole.trainer
 import recbole.utils
 from recbole.model.abstract_recommender import AutoEncoderMixin
 
+from recbole_diffusion import compat
+from recbole_diffusion.data import utils as data_utils
 from recbole_diffusion.utils.utils import get_model, get_trainer, is_plugin_model, plugin_models, recbole_has_model
 
 PROPERTIES = files("recbole_diffusion.properties")  # the repository's top-level properties/
@@ -45,6 +51,7 @@ RECBOLE_DEPRECATIONS = [
     (FutureWarning, "A value is trying to be set on a copy"),  # pandas: its inplace fillna
     (FutureWarning, "using <built-in function len> in Series.agg"),  # pandas: its sequence lengths
     (FutureWarning, "`torch.cuda.amp.GradScaler"),  # torch: its trainer's GradScaler
+    (DeprecationWarning, "__array_wrap__ must accept context"),  # NumPy 2: its Interaction's torch tensors
 ]
 
 
@@ -76,6 +83,7 @@ def get_dataloader(config, phase):
 
 
 def install():
+    compat.install()
     for name, (submodule, module_name) in plugin_models().items():
         if recbole_has_model(name):
             continue  # RecBole's own class keeps its name there
@@ -85,6 +93,9 @@ def install():
     recbole.config.configurator.Config._load_internal_config_dict = _load_internal_config_dict
     recbole.data.utils.get_dataloader = get_dataloader
     recbole.data.get_dataloader = get_dataloader
+    for module in (recbole.data.utils, recbole.data, recbole.quick_start.quick_start):
+        module.create_dataset = data_utils.create_dataset
+    recbole.data.utils.load_split_dataloaders = recbole.data.load_split_dataloaders = data_utils.load_split_dataloaders
     torch.autograd.set_detect_anomaly(False)
     for category, message in RECBOLE_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message, category=category)

@@ -5,10 +5,15 @@ RecBole writes ``log/`` and ``log_tensorboard/`` into the current directory and 
 ``--key=value`` from it) inside its own ``tmp_path``, so nothing lands in the repository.
 """
 
+import os
 import sys
 
 import pytest
 import torch
+
+# Ray, started by the tests (locally, or a head with `ray start`), listens on loopback only
+# (on Linux Ray otherwise advertises and binds the machine's network address).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import recbole_diffusion  # noqa: F401  (installs the plugin's RecBole hooks)
 
@@ -18,11 +23,11 @@ torch.set_num_threads(1)
 
 
 def pytest_configure(config):
-    # Raised inside RecBole's dependencies under numpy 1.26 (RecBole's own: recbole_diffusion.hooks).
+    # Raised by RecBole 1.2.1's own code under pandas 2 / NumPy 2 on every run (the plugin's runs
+    # silence them in recbole_diffusion.hooks; pytest resets the filters for each test).
     for warning in (
-        "ignore:distutils Version classes are deprecated:DeprecationWarning",
-        "ignore:pkg_resources is deprecated:UserWarning",
-        "ignore:`np.bool8` is a deprecated alias:DeprecationWarning",
+        "ignore:A value is trying to be set on a copy:FutureWarning",
+        "ignore:__array_wrap__ must accept context:DeprecationWarning",
     ):
         config.addinivalue_line("filterwarnings", warning)
 

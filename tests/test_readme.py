@@ -62,7 +62,7 @@ def test_the_readmes_have_commands():
 def test_command_runs_as_printed(document, command, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     words = shlex.split(command)
-    if words[0].startswith("python3.11") or "pip" in words:
+    if words[0] == "python3" or "pip" in words:
         assert "venv" in command or "pip install" in command  # the install lines: CI runs them
         return
     assert words[0] == "python", command

@@ -304,6 +304,32 @@ def test_a_terminated_comparison_ends_its_run_and_says_how_to_resume(tmp_path):
     assert run and not any(map(_running, run))  # no orphan trains on
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, signum):
+    """Also when it was started with SIGINT ignored (bash's `cmd &` in a script), and when it is
+    killed with SIGKILL, which it cannot handle: its run ends itself."""
+    entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
+    parent = subprocess.Popen(
+        [sys.executable, str(entry), "--compare=BPR", "--seeds=2020", "--epochs=300", f"--output={tmp_path / 'out'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "log").rglob("*.log")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # until the run has started to log
+    run = [int(pid) for pid in children.read_text().split()]
+    parent.send_signal(signum)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == (1 if signum == signal.SIGINT else -signal.SIGKILL)
+    if signum == signal.SIGINT:
+        assert err.strip().splitlines()[-1].startswith("error: the comparison was interrupted during BPR, seed 2020")
+    deadline = time.monotonic() + 30
+    while any(map(_running, run)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run and not any(map(_running, run))
+
+
 def _running(pid):
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -344,20 +370,56 @@ def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):
         compare(["BPR", "Pop"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), tune_trials=2)
 
 
-def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, signum):
+    """However it was started: here with SIGINT ignored, as bash's `cmd &` in a script starts it."""
     space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, config={**TINY, "epochs": 200}, num_samples=4)
     entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
     search = subprocess.Popen(
         [sys.executable, str(entry), "--model=DiffRec", f"--tune={space}", f"--tune_dir={tmp_path / 'ray'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "ray").glob("*/*/result.json")) and time.monotonic() < deadline:
         time.sleep(1)  # until a trial runs
-    search.send_signal(signal.SIGINT)
+    search.send_signal(signum)
     _, err = search.communicate(timeout=120)
     assert search.returncode == 1
     assert "was interrupted; continue it with the same command and --resume" in err.strip().splitlines()[-1]
+
+
+def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path):
+    """A head started by the installed Ray's `ray start` on loopback, joined by `--tune ...
+    --ray_address` as the README says (Ray >= 2.5x's token authentication: RAY_AUTH_MODE=token)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # loopback only: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (conftest)
+    head = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        space = write_space(tmp_path / "space.yaml", {"learning_rate": {"choice": [0.001, 0.01]}}, config={**TINY, "epochs": 1}, num_samples=2)
+        for line in head.stdout:  # until the head is up (or `ray start` has ended)
+            if "Ray runtime started" in line:
+                break
+        entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
+        search = subprocess.run(
+            [sys.executable, str(entry), "--model=DiffRec", f"--tune={space}", f"--ray_address=127.0.0.1:{port}", f"--tune_dir={tmp_path / 'ray'}"],
+            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600,
+        )
+        assert search.returncode == 0, search.stderr[-3000:]
+        trials = pd.read_csv(tmp_path / "ray" / "DiffRec-ml-100k" / "trials.csv")
+        assert len(trials) == 2 and "error" not in set(trials.status) and "finished" in set(trials.status)  # ASHA may stop one
+        assert "best valid (recall@20)" in search.stdout
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
 
 
 def test_a_subclass_searches_its_base_models_space():

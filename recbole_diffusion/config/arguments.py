@@ -27,7 +27,10 @@ def build_parser(description=None):
     parser.add_argument("--ray_address", type=str, default=None, help="join this Ray cluster (default: a new local Ray)")
     parser.add_argument("--tune_dir", type=str, default="ray_results", help="where searches are stored")
     parser.add_argument("--tune_name", type=str, default=None, help="search name (default: MODEL-DATASET)")
-    parser.add_argument("--resume", action="store_true", help="resume the search of that name")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted search (--tune, or --compare with --tune_trials) from its Ray state, which is pickles: only folders you made",
+    )
     parser.add_argument("--compare", type=str, default=None, help="comma-separated models to compare")
     parser.add_argument("--output", type=str, default="comparison", help="directory of the comparison report")
     parser.add_argument(

@@ -8,6 +8,7 @@ import recbole.config
 from recbole.utils import ModelType
 
 from recbole_diffusion.config.arguments import parse_value
+from recbole_diffusion.config.trust import check_no_code
 from recbole_diffusion.config.validation import PLUGIN_RUN_DEFAULTS, check_known_keys, check_values
 from recbole_diffusion.utils.checkpoint import data_to_config
 from recbole_diffusion.utils.checks import ConfigError
@@ -31,6 +32,8 @@ class Config(recbole.config.Config):
       ``check_config(config)``; every error names the key and the value.
     - CE-loss sequential models get ``train_neg_sample_args: None`` unless the user set it
       (RecBole's own default refuses them).
+    - Values that would make RecBole run code (KD_DAGFM's ``teacher``, dataset caches ...) are
+      refused (:mod:`.trust`), also in a config restored from a checkpoint.
     - ``from_data()``: the Config a checkpoint stored as plain values (:func:`..utils.checkpoint.config_as_data`).
     """
 
@@ -41,6 +44,7 @@ class Config(recbole.config.Config):
             raise self._evaluation_error(error) from error
         check_known_keys(self)
         check_values(self)
+        check_no_code(self.final_config_dict, self.model_class)
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)
@@ -113,12 +117,13 @@ class Config(recbole.config.Config):
         return self.model_spec if self.model_spec.startswith(RECBOLE_PREFIX) else self["model"]
 
     @classmethod
-    def from_data(cls, data, device=None):
+    def from_data(cls, data, device=None, source="stored config"):
         """The Config a checkpoint stored (:func:`~recbole_diffusion.utils.checkpoint.config_as_data`),
         rebuilt from its values without running any of them.
 
         ``device`` (e.g. ``"cpu"``) places the model; by default the stored device where this
-        machine has it, else the CPU. The run is rebuilt as a single process.
+        machine has it, else the CPU. The run is rebuilt as a single process. Values that would make
+        RecBole run code are refused as in a new Config (:mod:`.trust`), ``source`` naming the file.
         """
         config = cls.__new__(cls)
         config.model_spec = data["model_spec"]
@@ -126,6 +131,7 @@ class Config(recbole.config.Config):
         config.yaml_loader = config._build_yaml_loader()
         config._init_parameters_category()
         final = data_to_config(data["final_config_dict"])
+        check_no_code(final, config.model_class, source)
         config.model, config.dataset = final["model"], final["dataset"]
         config.final_config_dict = final
         config.internal_config_dict, config.external_config_dict = {}, {}

@@ -131,3 +131,18 @@ def check_values(config):
         _check_type(key, final.get(key), defaults.get(key))
     for key, value in final.items():
         _check_range(key, value)
+    _check_valid_metric(final)
+
+
+def _check_valid_metric(final):
+    """``valid_metric`` must be one of the computed ``metrics``, at one of the ``topk`` cut-offs
+    (RecBole finds out only after the first training epoch, with a KeyError)."""
+    valid_metric, metrics, topk = final.get("valid_metric"), final.get("metrics") or [], final.get("topk")
+    if not isinstance(valid_metric, str):
+        return
+    name, _, k = valid_metric.partition("@")
+    computed = [metric.lower() for metric in (metrics if isinstance(metrics, list) else [metrics])]
+    require(name.lower() in computed, "valid_metric", valid_metric, f"must be one of the metrics {metrics}, with a cut-off where it has one")
+    if k:
+        cutoffs = topk if isinstance(topk, list) else [topk]
+        require(k.isdigit() and int(k) in cutoffs, "valid_metric", valid_metric, f"its cut-off must be one of topk = {topk}")

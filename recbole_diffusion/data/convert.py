@@ -27,7 +27,9 @@ refuses them unless told ``--trust-pickle`` (``trust_pickle=True``): convert onl
 
 Both converters write into a temporary folder beside ``OUT_DIR/NAME`` and move it into place only
 when every file is complete: a failure leaves no half-written dataset (and an earlier complete one
-of the same name untouched).
+of the same name untouched). They delete nothing of the user's: NAME is one plain folder name, the
+source may not lie inside ``OUT_DIR/NAME``, and an existing ``OUT_DIR/NAME`` is replaced only when it
+holds nothing but the files a conversion writes (else it is refused, naming the folder and files).
 """
 
 import argparse
@@ -51,9 +53,43 @@ class ConvertError(ValueError):
     """A source file is missing or not in the expected format."""
 
 
+def dataset_files(dataset_name, splits, item_file=False):
+    """The names of the files a conversion writes into ``OUT_DIR/NAME``."""
+    names = [f"{dataset_name}.{split}.inter" for split in splits] + [f"{dataset_name}.yaml"]
+    return names + ([f"{dataset_name}.item"] if item_file else [])
+
+
+def check_target(src_dir, out_dir, dataset_name, files):
+    """Refuse, before anything is read, a conversion that would destroy data.
+
+    NAME must be one plain folder name (not empty, ``.``, ``..`` or a path); the source may not lie
+    inside ``OUT_DIR/NAME`` (replacing it would delete what was just read); an existing
+    ``OUT_DIR/NAME`` is replaced only if it holds nothing but the files this conversion writes.
+    """
+    separators = {os.sep, os.altsep} - {None}
+    if dataset_name in ("", ".", "..") or any(sep in dataset_name for sep in separators) or "\0" in dataset_name:
+        raise ConvertError(f"--name {dataset_name!r}: give one plain folder name (no path, not '.' or '..')")
+    target = os.path.realpath(os.path.join(out_dir, dataset_name))
+    source = os.path.realpath(src_dir)
+    if source == target or source.startswith(target + os.sep):
+        raise ConvertError(f"{src_dir}: the source lies inside the target {target}, which a conversion replaces; choose another OUT_DIR or --name")
+    if os.path.lexists(target):
+        if not os.path.isdir(target) or os.path.islink(os.path.join(out_dir, dataset_name)):
+            raise ConvertError(f"{target}: exists and is not a folder; nothing was written")
+        others = sorted(set(os.listdir(target)) - set(files))
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise ConvertError(
+                f"{target}: holds files this conversion did not write ({shown}); nothing was written. "
+                "Move them, or choose another --name"
+            )
+
+
 @contextmanager
-def staged_dataset_dir(out_dir, dataset_name):
-    """Yield a temporary folder to write ``OUT_DIR/NAME`` into; it replaces that folder on success."""
+def staged_dataset_dir(out_dir, dataset_name, files):
+    """Yield a temporary folder to write ``OUT_DIR/NAME`` into; on success it replaces that folder
+    (which :func:`check_target` has found to hold only ``files``), with the ordinary permissions of
+    a new folder."""
     os.makedirs(out_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{dataset_name}.partial-", dir=out_dir)
     try:
@@ -61,9 +97,15 @@ def staged_dataset_dir(out_dir, dataset_name):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     final = os.path.join(out_dir, dataset_name)
     if os.path.isdir(final):
-        shutil.rmtree(final)
+        for name in files:
+            if os.path.exists(os.path.join(final, name)):
+                os.remove(os.path.join(final, name))
+        os.rmdir(final)
     os.replace(staging, final)
 
 
@@ -121,9 +163,11 @@ def diffrec_to_atomic(src_dir, out_dir, dataset_name="ml-1m-diffrec"):
 
     Returns the path of the written config file ``OUT_DIR/NAME/NAME.yaml``.
     """
+    files = dataset_files(dataset_name, DIFFREC_SPLITS)
+    check_target(src_dir, out_dir, dataset_name, files)
     arrays = [load_pairs(os.path.join(src_dir, f"{split}_list.npy")) for split in DIFFREC_SPLITS]
     out_dir = os.path.abspath(out_dir)
-    with staged_dataset_dir(out_dir, dataset_name) as dataset_dir:
+    with staged_dataset_dir(out_dir, dataset_name, files) as dataset_dir:
         start = 0
         for split, array in zip(DIFFREC_SPLITS, arrays):
             times = np.arange(start, start + len(array), dtype=np.int64)  # whole numbers: written fast, read as float
@@ -191,6 +235,8 @@ def dreamrec_to_atomic(src_dir, out_dir, dataset_name="zhihu-dreamrec", trust_pi
             f"{src_dir}: the DreamRec files are pickles, and unpickling runs whatever code their author put in "
             "them; nothing was read. If you trust them (e.g. the files published with the paper), pass --trust-pickle"
         )
+    files = dataset_files(dataset_name, DREAMREC_FILES, item_file=True)
+    check_target(src_dir, out_dir, dataset_name, files)
     statis = read_trusted_pickle(os.path.join(src_dir, "data_statis.df"), ["seq_size", "item_num"])
     max_length, padding_id = int(statis["seq_size"].iloc[0]), int(statis["item_num"].iloc[0])
     frames = {
@@ -198,7 +244,7 @@ def dreamrec_to_atomic(src_dir, out_dir, dataset_name="zhihu-dreamrec", trust_pi
         for split, name in DREAMREC_FILES.items()
     }
     out_dir = os.path.abspath(out_dir)
-    with staged_dataset_dir(out_dir, dataset_name) as dataset_dir:
+    with staged_dataset_dir(out_dir, dataset_name, files) as dataset_dir:
         for split, frame in frames.items():
             path = os.path.join(src_dir, DREAMREC_FILES[split])
             histories = dreamrec_histories(frame, padding_id, path)

@@ -7,15 +7,15 @@ usual pipeline; :mod:`.report` writes the tables and the page.
 import json
 import os
 import resource
-import time
-import signal
 import threading
+import time
 from multiprocessing import get_context
 
 import torch
 
-from recbole_diffusion.quick_start.report import mean, per_user_values, read_jsonl, write_report
-from recbole_diffusion.utils.checks import ConfigError
+from recbole_diffusion.quick_start.report import append_jsonl, mean, per_user_values, read_jsonl, write_report
+from recbole_diffusion.utils.checks import ConfigError, is_int
+from recbole_diffusion.utils.utils import signals_interrupt
 
 # RecBole's model types by how their data is split and evaluated (a comparison stays in one).
 SPLIT_FAMILIES = {
@@ -139,7 +139,7 @@ class ComparisonInterrupted(RuntimeError):
 
 def compare(
     models, dataset, config_file_list=None, config_dict=None, model_config=None, output_dir=None, seeds=None, reference=None,
-    tune_trials=None, ray_address=None,
+    tune_trials=None, ray_address=None, resume=False,
 ):
     """Run every model with every seed, each (model, seed) in a fresh process, on one split.
 
@@ -159,21 +159,20 @@ def compare(
     selects anything. The searches are kept under ``<output_dir>/tuning/`` and resume.
     """
     config_dict, model_config = config_dict or {}, model_config or {}
+    check_request(models, output_dir, reference, tune_trials)
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
     from_defaults = []
     if tune_trials:
-        if not output_dir:
-            raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
         # every search selects by the same validation metric, the one the comparison reports
         searched = {**config_dict, **shared}
-        tuned, from_defaults = tune_models(models, dataset, config_file_list, searched, extra_keys, tune_trials, output_dir, ray_address)
+        tuned, from_defaults = tune_models(
+            models, dataset, config_file_list, searched, extra_keys, tune_trials, output_dir, ray_address, resume
+        )
         model_config = {model: {**model_config.get(model, {}), **tuned[model]} for model in models}
     seeds = list(seeds or [first["seed"]])
     reference = reference or models[0]
-    if reference not in models:
-        raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
     # what a run depends on: a logged run is reused when its own settings are unchanged
     common = {
         "dataset": first["dataset"], "config_files": [os.path.abspath(path) for path in config_file_list or []],
@@ -199,9 +198,7 @@ def compare(
                     raise ComparisonInterrupted(f"the comparison was interrupted during {model}, seed {seed}; {kept}") from None
                 run["settings"] = settings
                 if log:
-                    os.makedirs(output_dir, exist_ok=True)
-                    with open(log, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(run, default=str) + "\n")
+                    append_jsonl(log, run)
             runs.append(run)
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
@@ -223,10 +220,32 @@ def compare(
     return runs
 
 
-def tune_models(models, dataset, config_file_list, config_dict, extra_keys, trials, output_dir, ray_address=None):
+def check_request(models, output_dir, reference, tune_trials):
+    """What a comparison is asked for, checked before any data is loaded: distinct models, a
+    reference among them, a budget of at least one trial, and an output folder it can write."""
+    repeated = sorted({model for model in models if models.count(model) > 1})
+    if repeated:
+        raise ConfigError(f"--compare names {', '.join(repeated)} more than once; give each model once (--seeds repeats runs)")
+    if reference is not None and reference not in models:
+        raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
+    if tune_trials is not None and not (is_int(tune_trials) and tune_trials >= 1):
+        raise ConfigError(f"--tune_trials={tune_trials!r}: give an integer >= 1 (leave it out for a comparison of the defaults)")
+    if tune_trials and not output_dir:
+        raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
+    if output_dir:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"--output={output_dir}: cannot be created ({error.strerror})") from None
+        if not os.access(output_dir, os.W_OK | os.X_OK):
+            raise ConfigError(f"--output={output_dir}: this user cannot write there")
+
+
+def tune_models(models, dataset, config_file_list, config_dict, extra_keys, trials, output_dir, ray_address=None, resume=False):
     """``({model: its best searched values}, [models whose defaults trial won])``, each model searched
     with ``trials`` trials of its space (``extra_keys[model]``: the keys of ``config_dict`` meant for
-    other compared models)."""
+    other compared models). A finished search is reused from its JSON record; an interrupted one
+    continues only with ``resume`` (Ray's state is pickles: only folders you made)."""
     from recbole_diffusion.quick_start.tune import load_search_space, run_search
 
     spaces = {model: search_space_file(model) for model in models}
@@ -239,7 +258,7 @@ def tune_models(models, dataset, config_file_list, config_dict, extra_keys, tria
         found, _ = run_search(
             model, dataset, str(spaces[model]), config_file_list, {**config_dict, "extra_config_keys": extra_keys[model]},
             ray_address=ray_address,
-            storage_path=os.path.join(output_dir, "tuning"), name=model, resume=True, num_samples=trials,
+            storage_path=os.path.join(output_dir, "tuning"), name=model, resume=resume, reuse=True, num_samples=trials,
         )
         best[model] = found["config"]
         from_defaults += [model] if found["defaults"] else []
@@ -263,15 +282,15 @@ def search_space_file(model):
 
 def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
     """One (model, seed) run in a fresh interpreter. A crash comes back as the run's ``error``; an
-    interrupt of this process (Ctrl-C, SIGTERM) ends the child too, so that no orphan trains on."""
+    interrupt of this process (Ctrl-C, SIGTERM) ends the child too, and a child whose parent died
+    (``kill -9``) ends itself, so that no orphan trains on."""
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(send, model, dataset, config_file_list, overrides))
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    child = context.Process(target=_child, args=(send, os.getpid(), model, dataset, config_file_list, overrides))
     try:
-        child.start()
-        send.close()
-        result = receive.recv()
+        with signals_interrupt():
+            child.start()
+            send.close()
+            result = receive.recv()
     except EOFError:  # killed, or died in native code, before it could answer
         child.join()
         result = {"error": f"the run's process ended without a result (exit code {child.exitcode})"}
@@ -280,16 +299,14 @@ def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
             child.terminate()
             child.join()
         raise
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
     child.join()
     return result if "error" not in result else {"model": model, "seed": overrides["seed"], **result}
 
 
-def _child(send, model, dataset, config_file_list, config_dict):
+def _child(send, parent, model, dataset, config_file_list, config_dict):
     import recbole_diffusion  # noqa: F401  (the child is a fresh interpreter: install the hooks)
 
+    threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
     try:
         result = measure_run(model, dataset, config_file_list, config_dict, per_user=True)
     except Exception as error:  # noqa: BLE001  (reported in the table, never silently dropped)
@@ -297,8 +314,11 @@ def _child(send, model, dataset, config_file_list, config_dict):
     send.send(result)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _end_with_parent(parent, every_s=1.0):
+    """Exit this process once ``parent`` is gone (it was reparented)."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _split_text(config):

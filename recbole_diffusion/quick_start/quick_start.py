@@ -12,7 +12,7 @@ from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_diffusion.config import Config
-from recbole_diffusion.data.utils import create_plugin_dataset
+from recbole_diffusion.data.utils import check_splits, create_plugin_dataset
 from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
 from recbole_diffusion.utils.checkpoint import restore_model
 
@@ -47,7 +47,9 @@ def split_data(config):
     """
     init_seed(config["split_seed"] if config["split_seed"] is not None else config["seed"], config["reproducibility"])
     dataset = create_plugin_dataset(config)
-    return dataset, data_preparation(config, dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    check_splits(config, dataset, valid_data, test_data)
+    return dataset, (train_data, valid_data, test_data)
 
 
 def build(config):
@@ -126,6 +128,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "saved_model_file": trainer.saved_model_file if saved else None,
     }
 
 
@@ -136,7 +139,7 @@ def load_data_and_model(model_file, device=None):
     was trained on where this machine has it, else the CPU.
     """
     checkpoint = load_checkpoint(model_file, map_location="cpu")
-    config = Config.from_data(checkpoint["config"], device=device)
+    config = Config.from_data(checkpoint["config"], device=device, source=f"checkpoint '{model_file}': stored config")
     init_logger(config)
     logger = getLogger()
     logger.info(config)

@@ -14,10 +14,12 @@ import inspect
 import json
 import math
 import os
+import warnings
 
 import numpy as np
-
 from recbole.evaluator.base_metric import TopkMetric
+
+from recbole_diffusion.utils.checks import ConfigError
 
 COSTS = [("s_per_epoch", "s / epoch"), ("s_per_eval", "s / eval"), ("params", "parameters"), ("peak_mem_mb", "peak memory (MB)")]
 COST_LABELS = {"s_per_epoch": "%{y:.2f}", "s_per_eval": "%{y:.2f}", "params": "%{y:.3s}", "peak_mem_mb": "%{y:,.0f}"}
@@ -225,8 +227,37 @@ def _number(value, integer=False):
 
 
 def read_jsonl(path):
-    """The rows of a JSONL run log (a comparison's runs.jsonl, a benchmark's); none if it does not exist yet."""
+    """The rows of a JSONL run log (a comparison's runs.jsonl, a benchmark's); none if it does not exist yet.
+
+    A torn last line (a crash or a full disk while it was appended) is left out with a warning: that
+    run is simply run again. Any other line that is not JSON fails, naming the file and the line.
+    """
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == len(lines):  # no newline after it: an append that did not finish
+                warnings.warn(f"{path}, line {number}: an incomplete last row (not JSON); it is ignored and its run is done again")
+                continue
+            raise ConfigError(f"{path}, line {number}: not a JSON row ({error.msg}); fix or remove that line") from None
+    return rows
+
+
+def append_jsonl(path, row):
+    """Append one row to a JSONL log in one write. A torn last row (see :func:`read_jsonl`) is cut
+    off first, so that it never ends up in the middle of the log."""
+    with open(path, "a+b") as f:
+        f.seek(0)
+        content = f.read()
+        if content and not content.endswith(b"\n"):
+            f.truncate(content.rfind(b"\n") + 1)
+        f.write((json.dumps(row, default=str) + "\n").encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())

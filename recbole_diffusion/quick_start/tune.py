@@ -32,14 +32,17 @@ the best trial's is returned, and only the ``keep_checkpoints`` best trials keep
 """
 
 import ast
+import json
 import math
 import os
-import warnings
+import shutil
 from logging import getLogger
 
 import yaml
 
+from recbole_diffusion.config.trust import check_no_code
 from recbole_diffusion.utils.checks import ConfigError, is_int
+from recbole_diffusion.utils.utils import signals_interrupt
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
 SPACE_SECTIONS = ("num_samples", "seed", "defaults_first", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
@@ -61,6 +64,9 @@ def load_search_space(path):
     unknown = set(spec) - set(SPACE_SECTIONS)
     if unknown:
         raise ConfigError(f"search space '{path}': unknown section(s) {sorted(unknown)}; allowed: {list(SPACE_SECTIONS)}")
+    num_samples = spec.get("num_samples", 1)
+    if not (is_int(num_samples) and num_samples >= 1):
+        raise ConfigError(f"search space '{path}': num_samples = {num_samples!r} must be an integer >= 1")
     for key in ("seed", "keep_checkpoints"):
         value = spec.get(key)
         if value is not None and not (is_int(value) and value >= 0):
@@ -98,9 +104,12 @@ def check_space_keys(spec, path, model, dataset, config_file_list, config_dict):
     from recbole_diffusion.config import Config
 
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    for key in spec["space"]:
+    for key, distribution in spec["space"].items():
         if key not in config.final_config_dict:
             raise ConfigError(f"search space '{path}': parameter '{key}' is not a config key of {model} on {dataset}")
+        for kind, values in distribution.items():  # a listed value that RecBole would run as code
+            for value in values if kind in ("choice", "grid") else []:
+                check_no_code({**config.final_config_dict, key: value}, config.model_class, f"search space '{path}': {kind} value of")
     return config
 
 
@@ -150,33 +159,41 @@ def defaults_point(space, config):
 def _trial(params, base_config, config_file_list, space):
     """One Tune trial: an ordinary run that reports the validation score after every evaluation."""
     import recbole_diffusion  # noqa: F401  (a Ray worker is a fresh interpreter: install the hooks)
-    from ray.air import session
+    from ray import tune
 
     from recbole_diffusion.quick_start import objective_function
 
     def report(epoch, valid_score):
-        session.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
+        tune.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
 
-    checkpoints = os.path.join(session.get_trial_dir(), TRIAL_CHECKPOINTS)
+    checkpoints = os.path.join(tune.get_context().get_trial_dir(), TRIAL_CHECKPOINTS)
+    # A trial restarted by a resume trains from scratch: the interrupted run's checkpoints go
+    shutil.rmtree(checkpoints, ignore_errors=True)
     config_dict = {**base_config, **from_ray(params, space), "checkpoint_dir": checkpoints}
     result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report)
-    final = {REPORTED_METRIC: float(result["best_valid_score"]), "finished": True}
+    final = {REPORTED_METRIC: float(result["best_valid_score"]), "finished": True, "checkpoint": result["saved_model_file"]}
     final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
     final.update({f"test/{k}": float(v) for k, v in (result["test_result"] or {}).items()})
-    session.report(final)
+    tune.report(final)
 
 
-def run_search(model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None, resume=False, num_samples=None):
+def run_search(
+    model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None,
+    resume=False, num_samples=None, reuse=False,
+):
     """Run (or resume) a Ray Tune search; returns ``(best, trials)``.
+
+    ``resume`` continues an interrupted search of the same settings from Ray's state (pickles:
+    only folders you made); a finished one is returned from its JSON record. ``reuse`` returns a
+    finished search of the same settings too, and refuses an interrupted one without ``resume``.
 
     ``best`` has the best trial's config, valid metrics, test metrics and checkpoint; ``trials`` is
     a pandas DataFrame of every trial (also written to ``<storage_path>/<name>/trials.csv``).
     Without ``ray_address`` a new local Ray instance is started (never a leftover cluster's address).
     ``num_samples`` replaces the space file's.
     """
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)  # ray 2.6's import
     import ray
-    from ray import air, tune
+    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
 
@@ -200,8 +217,26 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     defaults = defaults_point(spec["space"], config) if spec.get("defaults_first", True) else {}
     name = name or f"{model}-{config['dataset']}"
     storage_path = os.path.abspath(storage_path)
+    experiment = os.path.join(storage_path, name)
+    settings = {"model": model, "space": spec, "config": dict(base_config), "config_files": config_file_list}
+    if resume or reuse:
+        stored = stored_search(experiment, settings)
+        if stored is not None:
+            return stored
+        if not resume and os.path.isdir(experiment):
+            raise SearchError(
+                f"search '{experiment}' was interrupted earlier; its folder holds Ray's state, which is pickles (loading "
+                "them runs code): if you made it, continue it with the same command and --resume; else delete the folder"
+            )
 
-    ray.init(address=ray_address or "local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    try:
+        ray.init(address=ray_address or "local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as error:
+        raise SearchError(
+            f"cannot join the Ray cluster at --ray_address={ray_address}: {str(error).splitlines()[0]}. Is its head up, "
+            "and of this Ray version? A head started by `ray start` asks for its token: set RAY_AUTH_MODE=token (the "
+            "token from ~/.ray/auth_token on the head, or RAY_AUTH_TOKEN)"
+        ) from None
     resources = trial_resources(spec.get("resources_per_trial") or {}, ray.cluster_resources().get("GPU", 0))
     base_config["use_gpu"] = resources["gpu"] > 0
     where = f"{resources['gpu']} GPU" if resources["gpu"] else "CPU only"
@@ -209,7 +244,6 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
     trainable = tune.with_resources(
         tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list, space=spec["space"]), resources
     )
-    experiment = os.path.join(storage_path, name)
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=False)
     else:
@@ -224,13 +258,15 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
                 search_alg=BasicVariantGenerator(points_to_evaluate=[defaults] if defaults else None, random_state=spec.get("seed")),
             ),
-            run_config=air.RunConfig(name=name, storage_path=storage_path, verbose=1),
+            run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),
         )
+        write_record(experiment, settings)
     # Ray's own Ctrl-C handler ends the search quietly, as if it had finished; without it the
     # interrupt reaches us (Ray has saved the experiment's state for --resume all along).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
-        results = tuner.fit()
+        with signals_interrupt():  # also SIGTERM, and Ctrl-C where the process started ignoring it
+            results = tuner.fit()
     except KeyboardInterrupt:
         raise SearchError(
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
@@ -259,7 +295,49 @@ def run_search(model, dataset, space_file, config_file_list=None, config_dict=No
         "checkpoint": best_row.checkpoint,
         "path": best.path,
     }
+    write_record(experiment, settings, summary)
     return summary, trials
+
+
+RECORD_FILE = "recbole_diffusion_search.json"  # beside Ray's state in the experiment folder
+
+
+def write_record(experiment, settings, best=None):
+    """Record (as JSON) what a search runs with and, once it has finished, its best trial."""
+    os.makedirs(experiment, exist_ok=True)
+    with open(os.path.join(experiment, RECORD_FILE), "w", encoding="utf-8") as f:
+        json.dump({"settings": settings, "best": best}, f, indent=1, sort_keys=True, default=str)
+
+
+def stored_search(experiment, settings):
+    """``(best, trials)`` of a finished search of these settings, read from its JSON record and
+    trials.csv (never Ray's pickled state); None for a search that has not finished. A search
+    started with other settings is refused, naming them: it continues only as it was."""
+    import pandas as pd
+
+    path = os.path.join(experiment, RECORD_FILE)
+    if not os.path.isfile(path):
+        if os.path.isdir(experiment):
+            raise SearchError(f"search '{experiment}' has no {RECORD_FILE}: it was not started by recbole-diffusion; nothing was resumed")
+        return None
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    now = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    changed = []
+    for section, value in now.items():
+        before = record["settings"].get(section)
+        if isinstance(value, dict) and isinstance(before, dict):
+            changed += [f"{section}.{key}" for key in sorted(set(value) | set(before)) if value.get(key) != before.get(key)]
+        elif value != before:
+            changed.append(section)
+    if changed:
+        raise SearchError(
+            f"search '{experiment}' was started with other settings ({', '.join(changed)}); it continues only as it "
+            "was. Run the same command as before, or give the new search another name or folder"
+        )
+    if record["best"] is None:
+        return None
+    return record["best"], pd.read_csv(os.path.join(experiment, "trials.csv"))
 
 
 def trial_resources(requested, cluster_gpus):
@@ -273,10 +351,25 @@ def trial_resources(requested, cluster_gpus):
 
 
 def _trial_checkpoint(trial_dir):
-    """The best-valid checkpoint a trial wrote (RecBole keeps one file per run), or ''."""
+    """The best-valid checkpoint a stopped trial wrote (its only file: a restarted trial deletes the
+    interrupted run's), or ''."""
     folder = os.path.join(trial_dir, TRIAL_CHECKPOINTS)
-    files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    return os.path.join(folder, files[-1]) if files else ""
+    files = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".pth")] if os.path.isdir(folder) else []
+    return max(files, key=os.path.getmtime) if files else ""
+
+
+def last_run_scores(history):
+    """The validation scores a trial's latest run reported. A resumed search restarts an interrupted
+    trial from epoch 1 and Ray appends to its history: the scores before that restart belong to a
+    model that was never tested, and would rank the trial on a mix of two runs."""
+    if history is None or REPORTED_METRIC not in history:
+        return []
+    epochs = history["epoch"] if "epoch" in history else None
+    if epochs is not None:
+        starts = history.index[epochs == 1]
+        if len(starts):
+            history = history.loc[starts[-1]:]
+    return history[REPORTED_METRIC].dropna()
 
 
 def _ranked(trials, mode):
@@ -303,15 +396,14 @@ def _trials_table(results, space, mode, defaults):
         values = {key: (result.config or {}).get(key) for key in space}
         row = from_ray(values, space)
         row["defaults"] = bool(defaults) and all(values[key] == value for key, value in defaults.items())
-        history = result.metrics_dataframe
-        scores = history[REPORTED_METRIC].dropna() if history is not None and REPORTED_METRIC in history else []
+        scores = last_run_scores(result.metrics_dataframe)
         finished = bool((result.metrics or {}).get("finished"))
         row["status"] = ERROR if result.error else FINISHED if finished else STOPPED
         row["error"] = type(result.error).__name__ + ": " + str(result.error).splitlines()[-1][:200] if result.error else ""
         row["reports"] = len(scores)
         row[REPORTED_METRIC] = float((scores.max() if mode == "max" else scores.min()) if len(scores) else math.nan)
         row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
-        row["checkpoint"] = _trial_checkpoint(result.path) if not result.error else ""
+        row["checkpoint"] = "" if result.error else (result.metrics or {}).get("checkpoint") if finished else _trial_checkpoint(result.path)
         row["trial_dir"] = result.path
         rows.append(row)
     # in trial order (Ray numbers the trial directories), however Ray hands the results back

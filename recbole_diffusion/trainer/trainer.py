@@ -2,6 +2,7 @@
 
 import math
 import os
+import uuid
 
 import torch
 from recbole.trainer import Trainer
@@ -17,6 +18,8 @@ class TrainingDivergedError(RuntimeError):
 class SafeTrainingMixin:
     """Mixed in front of any RecBole trainer (see :func:`with_safe_training`).
 
+    - Evaluation results are plain floats (RecBole's are NumPy scalars).
+    - Each run's checkpoint file has a name of its own (RecBole's, plus a random suffix).
     - Checkpoints hold data only (:mod:`..utils.checkpoint`): the config as plain values, tensors,
       and ``other_parameter()`` state converted to tensors, so every RecBole model (ItemKNN and EASE
       keep scipy/numpy state) reloads its best checkpoint under a weights-only load.
@@ -33,6 +36,11 @@ class SafeTrainingMixin:
         if distributed_cpu:  # RecBole would wrap the model for one GPU per process
             config["single_spec"] = True
         super().__init__(config, model)
+        # RecBole names the file to the second: two runs sharing checkpoint_dir that start in the
+        # same second would write, and test, one file
+        if getattr(self, "saved_model_file", None):
+            stem, extension = os.path.splitext(self.saved_model_file)
+            self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:8]}{extension}"
         if distributed_cpu:
             config["single_spec"] = False
             self.distributed_model = torch.nn.parallel.DistributedDataParallel(self.model)
@@ -93,7 +101,9 @@ class SafeTrainingMixin:
             checkpoint_file = model_file or self.saved_model_file
             self._load_model_state(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        # plain floats: under NumPy 2 RecBole's values print as np.float64(0.0424)
+        return None if result is None else type(result)((key, float(value)) for key, value in result.items())
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         self._divergence_epoch, self._divergence_batch = epoch_idx, 0

@@ -18,6 +18,7 @@ temporary file and renamed, so no half-written checkpoint is left behind.
 
 import enum
 import os
+import tempfile
 
 import numpy as np
 import scipy.sparse as sp
@@ -128,7 +129,9 @@ def restore_model(model, checkpoint):
 
 def save_checkpoint(state, path):
     """Write ``state`` (plain data and tensors) to ``path`` through a temporary file."""
-    tmp = f"{path}.tmp"
+    folder, name = os.path.split(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(handle)
     try:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
         os.replace(tmp, path)

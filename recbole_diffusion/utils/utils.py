@@ -1,14 +1,20 @@
 """Model and trainer lookup: the plugin's classes first, then RecBole's (as RecBole-GNN does)."""
 
+import difflib
 import importlib
 import importlib.util
 import pkgutil
 import re
+import signal
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 import recbole.model
 import recbole.utils
+
+from recbole_diffusion.utils.checks import ConfigError
 
 MODEL_SUBMODULES = ["general_recommender", "context_aware_recommender", "sequential_recommender"]
 # RecBole's model packages, but exlib_recommender (importing it needs xgboost and lightgbm).
@@ -52,8 +58,6 @@ def missing_packages(source_file):
 
 def require_packages(model_name, source_file):
     """Stop, in one line naming what to install, when a model needs a package the install lacks."""
-    from recbole_diffusion.utils.checks import ConfigError
-
     missing = missing_packages(source_file)
     if missing:
         raise ConfigError(
@@ -85,9 +89,23 @@ def recbole_model(model_name):
         return recbole.utils.get_model(model_name)
     except (ValueError, ImportError):
         # An unknown name makes RecBole import its optional xgboost/lightgbm models: say what is meant.
-        raise ValueError(
-            f"model '{model_name}' is neither a recbole-diffusion model {sorted(plugin_models())} nor a RecBole model"
+        near = difflib.get_close_matches(model_name, sorted(set(plugin_models()) | recbole_model_names()), n=3, cutoff=0.6)
+        hint = f": did you mean {' or '.join(near)}?" if near else ""
+        raise ConfigError(
+            f"model '{model_name}' is neither a recbole-diffusion model {sorted(plugin_models())} nor a RecBole model{hint}"
         ) from None
+
+
+@lru_cache(maxsize=None)
+def recbole_model_names():
+    """The names of RecBole's models (the class a model file is named after), nothing imported."""
+    root = Path(recbole.model.__file__).parent
+    names = set()
+    for submodule in RECBOLE_SUBMODULES + ["exlib_recommender"]:
+        for source in (root / submodule).glob("*.py"):
+            classes = re.findall(r"^class (\w+)\(", source.read_text(encoding="utf-8"), re.M)
+            names.update(name for name in classes if name.lower() == source.stem)
+    return frozenset(names)
 
 
 def get_model(model_name):
@@ -115,3 +133,24 @@ def get_trainer(model_type, model_name, model_class=None):
     if trainer is None:
         trainer = recbole.utils.get_trainer(model_type, model_name)
     return with_safe_training(trainer)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def signals_interrupt():
+    """Within: SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, whatever the process
+    inherited or a library installed (a process started with SIGINT ignored, as bash's ``cmd &``
+    in a script starts it, gets no KeyboardInterrupt from Python; Ray's driver dies in native code
+    on SIGTERM). Elsewhere than the main thread it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

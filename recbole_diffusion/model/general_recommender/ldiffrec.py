@@ -169,14 +169,14 @@ def file_item_embeddings(dataset, path):
             rows[k] = int(token)
         except (TypeError, ValueError):
             raise ConfigError(
-                f"config key 'item_emb_path' = {path!r}: item token {token!r} is not an integer, "
+                f"config key 'item_emb_path' = {path!r}: item token {str(token)!r} is not an integer, "
                 f"so it names no row of the embedding file"
             ) from None
     bad = (rows < 0) | (rows >= len(table))
     if bad.any():
         raise ConfigError(
             f"config key 'item_emb_path' = {path!r}: the file has {len(table)} rows, but item token "
-            f"{tokens[np.argmax(bad)]!r} needs row {rows[np.argmax(bad)]} (row i must be the item with token i)"
+            f"{str(tokens[np.argmax(bad)])!r} needs row {rows[np.argmax(bad)]} (row i must be the item with token i)"
         )
     embeddings = table[rows].astype(np.float64)
     if not np.isfinite(embeddings).all():
