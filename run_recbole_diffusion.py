@@ -6,6 +6,8 @@
 
     --tune=SPACE.yaml [--ray_address=HOST:PORT] [--tune_dir=ray_results] [--resume]
         a Ray Tune search of --model over SPACE.yaml (see properties/tune/)
+    --recommend=CHECKPOINT [--topk=10] [--users=FILE | --candidates=FILE] [--keep_held_out] [--device=cpu] [--output=FILE]
+        the top-k items of every user (CSV; Parquet for a .parquet name), or the scores of candidate rows
     --compare=DiffRec,recbole.DiffRec,BPR [--seeds=2020,2021,2022] [--reference=DiffRec] [--output=comparison]
         train each model with each seed on one split; write mean ± std, p-values against the
         reference (md, csv) and a page with figures (html); --seeds alone does this for --model
@@ -45,18 +47,34 @@ def tune(args, overrides):
     print(f"all trials: {os.path.join(os.path.dirname(best['path']), 'trials.csv')}")
 
 
+def recommend(args, overrides):
+    """--recommend=CHECKPOINT: the top-k items of every user (or the scores of --candidates) to --output."""
+    from recbole_diffusion.quick_start.recommend import iter_recommendations, read_candidates, read_tokens, write_recommendations
+
+    output = args.output or "recommendations.csv"
+    users = read_tokens(args.users) if args.users else None
+    candidates = read_candidates(args.candidates) if args.candidates else None
+    chunks = iter_recommendations(
+        args.recommend, users=users, k=args.topk, candidates=candidates, keep_held_out=args.keep_held_out, device=args.device,
+        config_dict=overrides, show_progress=sys.stderr.isatty(),
+    )
+    rows = write_recommendations(chunks, output)
+    print(f"written: {output} ({rows} rows)")
+
+
 def compare(args, overrides):
     """--compare=A,B (or one --model with --seeds): every model x seed, then the report."""
     from recbole_diffusion.quick_start.compare import compare as run_comparison
 
     models = [name.strip() for name in (args.compare or args.model).split(",") if name.strip()]
+    output = args.output or "comparison"
     run_comparison(
-        models, args.dataset, args.config_file_list, overrides, output_dir=args.output, seeds=args.seeds, reference=args.reference,
+        models, args.dataset, args.config_file_list, overrides, output_dir=output, seeds=args.seeds, reference=args.reference,
         tune_trials=args.tune_trials, ray_address=args.ray_address, resume=args.resume,
     )
-    with open(os.path.join(args.output, "comparison.md"), encoding="utf-8") as f:
+    with open(os.path.join(output, "comparison.md"), encoding="utf-8") as f:
         print(f.read())
-    print(f"written: {args.output}/comparison.md, summary.csv, runs.csv, comparison.html")
+    print(f"written: {output}/comparison.md, summary.csv, runs.csv, comparison.html")
 
 
 def main():
@@ -76,6 +94,8 @@ def main():
 
 
 def dispatch(args, overrides):
+    if args.recommend:
+        return recommend(args, overrides)
     if args.tune:
         return tune(args, overrides)
     if args.compare or args.seeds:

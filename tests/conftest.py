@@ -28,6 +28,8 @@ def pytest_configure(config):
     for warning in (
         "ignore:A value is trying to be set on a copy:FutureWarning",
         "ignore:__array_wrap__ must accept context:DeprecationWarning",
+        "ignore:`torch.cuda.amp.GradScaler:FutureWarning",
+        "ignore:distutils Version classes are deprecated:DeprecationWarning",  # thop, RecBole's FLOPs count
     ):
         config.addinivalue_line("filterwarnings", warning)
 

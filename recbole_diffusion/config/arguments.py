@@ -32,7 +32,10 @@ def build_parser(description=None):
         help="continue an interrupted search (--tune, or --compare with --tune_trials) from its Ray state, which is pickles: only folders you made",
     )
     parser.add_argument("--compare", type=str, default=None, help="comma-separated models to compare")
-    parser.add_argument("--output", type=str, default="comparison", help="directory of the comparison report")
+    parser.add_argument(
+        "--output", type=str, default=None,
+        help="the comparison's report folder (default: comparison), or --recommend's file (default: recommendations.csv; .parquet for Parquet)",
+    )
     parser.add_argument(
         "--seeds", type=seed_list, default=None, help="comma-separated seeds: one fresh run per model and seed, same split"
     )
@@ -40,7 +43,18 @@ def build_parser(description=None):
     parser.add_argument(
         "--tune_trials", type=int, default=None, help="with --compare: tune every model with this many trials first (equal budgets)"
     )
+    parser.add_argument("--recommend", type=str, default=None, help="checkpoint: write its top-k items of every user (or --users)")
+    parser.add_argument("--topk", type=str, default=None, help="with --recommend: items per user (default 10); else RecBole's topk")
+    parser.add_argument("--users", type=str, default=None, help="with --recommend: a file of user tokens, one a line")
+    parser.add_argument("--candidates", type=str, default=None, help="with --recommend: a CSV of (user, item) rows to score")
+    parser.add_argument(
+        "--keep_held_out", action="store_true", help="with --recommend: validation and test items stay candidates (training ones never)"
+    )
+    parser.add_argument("--device", type=str, default=None, help="with --recommend: cpu, cuda, cuda:1 ... (default: the checkpoint's)")
     return parser
+
+
+RECOMMEND_FLAGS = ("users", "candidates", "keep_held_out", "device")
 
 
 def seed_list(text):
@@ -81,4 +95,12 @@ def parse_command_line(argv, description=None):
             raise ConfigError(f"command line gives --{name} twice, with different values")
         overrides[name] = parse_value(value)
     args.config_file_list = args.config_files.strip().split(" ") if args.config_files else None
+    if args.recommend is None:
+        given = [f"--{flag}" for flag in RECOMMEND_FLAGS if getattr(args, flag) not in (None, False)]
+        if given:
+            raise ConfigError(f"{', '.join(given)} go with --recommend=CHECKPOINT")
+        if args.topk is not None:  # RecBole's own topk
+            overrides["topk"] = parse_value(args.topk)
+    else:
+        args.topk = 10 if args.topk is None else parse_value(args.topk)
     return args, overrides

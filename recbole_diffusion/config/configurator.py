@@ -117,13 +117,15 @@ class Config(recbole.config.Config):
         return self.model_spec if self.model_spec.startswith(RECBOLE_PREFIX) else self["model"]
 
     @classmethod
-    def from_data(cls, data, device=None, source="stored config"):
+    def from_data(cls, data, device=None, source="stored config", overrides=None):
         """The Config a checkpoint stored (:func:`~recbole_diffusion.utils.checkpoint.config_as_data`),
         rebuilt from its values without running any of them.
 
         ``device`` (e.g. ``"cpu"``) places the model; by default the stored device where this
         machine has it, else the CPU. The run is rebuilt as a single process. Values that would make
         RecBole run code are refused as in a new Config (:mod:`.trust`), ``source`` naming the file.
+        ``overrides`` replace stored values (keys the stored config has), checked by the model's
+        ``check_config``.
         """
         config = cls.__new__(cls)
         config.model_spec = data["model_spec"]
@@ -131,6 +133,10 @@ class Config(recbole.config.Config):
         config.yaml_loader = config._build_yaml_loader()
         config._init_parameters_category()
         final = data_to_config(data["final_config_dict"])
+        for key, value in (overrides or {}).items():
+            if key not in final:
+                raise ConfigError(f"config key '{key}' = {value!r} is not a key of the stored config of {config.model_spec}")
+            final[key] = parse_value(value)
         check_no_code(final, config.model_class, source)
         config.model, config.dataset = final["model"], final["dataset"]
         config.final_config_dict = final
@@ -143,4 +149,7 @@ class Config(recbole.config.Config):
         # RecBole's numpy aliases (np.float, ...), which its metrics use, are set up when a Config
         # is built; a process that only loads a checkpoint needs them too.
         config.compatibility_settings()
+        check = getattr(config.model_class, "check_config", None)
+        if overrides and check is not None:
+            check(config)
         return config

@@ -14,7 +14,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.utils import check_splits, create_plugin_dataset
 from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
-from recbole_diffusion.utils.checkpoint import restore_model
+from recbole_diffusion.utils.checkpoint import CheckpointError, restore_model
 
 
 def run(model, dataset, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
@@ -132,14 +132,22 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     }
 
 
-def load_data_and_model(model_file, device=None):
+def load_data_and_model(model_file, device=None, config_dict=None):
     """Config, model (with the checkpoint's weights and state), dataset and dataloaders of a checkpoint.
 
     ``device`` (``"cpu"``, ``"cuda:1"`` ...) places the model; by default the device the checkpoint
-    was trained on where this machine has it, else the CPU.
+    was trained on where this machine has it, else the CPU. ``config_dict`` overrides stored keys
+    that change only how the model infers (DreamRec's ``sampler``, ``inference_steps``;
+    ``eval_batch_size``); a key the stored config lacks fails.
     """
     checkpoint = load_checkpoint(model_file, map_location="cpu")
-    config = Config.from_data(checkpoint["config"], device=device, source=f"checkpoint '{model_file}': stored config")
+    source = f"checkpoint '{model_file}': stored config"
+    config = Config.from_data(checkpoint["config"], device=device, source=source, overrides=config_dict)
+    if not os.path.isdir(config["data_path"]):
+        raise CheckpointError(
+            f"checkpoint '{model_file}' was trained on dataset '{config['dataset']}' at {config['data_path']}, "
+            "which is not there (the data are not part of a checkpoint)"
+        )
     init_logger(config)
     logger = getLogger()
     logger.info(config)
@@ -147,5 +155,11 @@ def load_data_and_model(model_file, device=None):
     logger.info(dataset)
     init_seed(config["seed"], config["reproducibility"])
     model = config.model_class(config, train_data._dataset).to(config["device"])
-    restore_model(model, checkpoint)
+    try:
+        restore_model(model, checkpoint)
+    except RuntimeError as error:  # weights of another shape: the data changed since training
+        raise CheckpointError(
+            f"checkpoint '{model_file}' does not fit dataset '{config['dataset']}' as found at {config['data_path']} "
+            f"({dataset.user_num - 1} users, {dataset.item_num - 1} items): {str(error).splitlines()[-1].strip()}"
+        ) from None
     return config, model, dataset, train_data, valid_data, test_data
