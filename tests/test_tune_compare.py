@@ -90,7 +90,7 @@ def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_sess
     assert (storage / "search" / "trials.csv").is_file()
     # only the best trial keeps its checkpoint, and it reloads
     assert Path(best["checkpoint"]).is_file() and list(trials.checkpoint[trials.checkpoint != ""]) == [best["checkpoint"]]
-    assert sorted(path.name for path in storage.rglob("*.pth")) == [Path(best["checkpoint"]).name]
+    assert sorted(path.name for path in storage.rglob("*.pth")) == [Path(best["checkpoint"]).name], (trials[["status", "checkpoint", "trial_dir"]].to_string(), list(storage.rglob("*.pth")))
     _, model, *_ = load_data_and_model(best["checkpoint"])
     assert model.diffusion.steps == best["config"]["steps"]
 

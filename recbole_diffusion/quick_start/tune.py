@@ -27,7 +27,7 @@ ASHA stops weak trials early. The test set is evaluated once, at the end of a tr
 stopped, and never used to select. A crashing (or diverging) trial is recorded as ``error`` and the
 search goes on; a search in which every trial failed, or that was interrupted (Ctrl-C), raises
 :class:`SearchError` (with the ``--resume`` command in the latter case); ``resume=True`` continues
-an interrupted search from its directory. Each trial writes its checkpoint under its own directory;
+an interrupted search from its directory. Each trial writes its checkpoints to ``<experiment>/checkpoints/<trial id>``;
 the best trial's is returned, and only the ``keep_checkpoints`` best trials keep theirs.
 """
 
@@ -48,7 +48,7 @@ DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
 SPACE_SECTIONS = ("num_samples", "seed", "defaults_first", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
 # The metric every trial reports; its direction follows the model's valid_metric_bigger.
 REPORTED_METRIC = "valid_score"
-TRIAL_CHECKPOINTS = "checkpoints"  # inside each trial's directory
+TRIAL_CHECKPOINTS = "checkpoints"  # <experiment>/checkpoints/<trial id>/
 FINISHED, STOPPED, ERROR = "finished", "stopped early", "error"
 AUTO, AUTO_GPU_SHARE = "auto", 0.25  # four trials share a GPU: these models are small
 
@@ -156,7 +156,7 @@ def defaults_point(space, config):
     }
 
 
-def _trial(params, base_config, config_file_list, space):
+def _trial(params, base_config, config_file_list, space, experiment):
     """One Tune trial: an ordinary run that reports the validation score after every evaluation."""
     import recbole_diffusion  # noqa: F401  (a Ray worker is a fresh interpreter: install the hooks)
     from ray import tune
@@ -166,7 +166,8 @@ def _trial(params, base_config, config_file_list, space):
     def report(epoch, valid_score):
         tune.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
 
-    checkpoints = os.path.join(tune.get_context().get_trial_dir(), TRIAL_CHECKPOINTS)
+    # In the experiment folder itself (Ray runs a trial in a session folder and copies it over)
+    checkpoints = trial_checkpoints(experiment, tune.get_context().get_trial_id())
     # A trial restarted by a resume trains from scratch: the interrupted run's checkpoints go
     shutil.rmtree(checkpoints, ignore_errors=True)
     config_dict = {**base_config, **from_ray(params, space), "checkpoint_dir": checkpoints}
@@ -242,7 +243,10 @@ def run_search(
     where = f"{resources['gpu']} GPU" if resources["gpu"] else "CPU only"
     getLogger().warning(f"search '{name}': each trial gets {resources['cpu']} CPU, {where}")
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, base_config=base_config, config_file_list=config_file_list, space=spec["space"]), resources
+        tune.with_parameters(
+            _trial, base_config=base_config, config_file_list=config_file_list, space=spec["space"], experiment=experiment
+        ),
+        resources,
     )
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=False)
@@ -272,7 +276,7 @@ def run_search(
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
             f"(--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
         ) from None
-    trials = _trials_table(results, spec["space"], mode, defaults)
+    trials = _trials_table(results, spec["space"], mode, defaults, experiment)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
     if (trials.status == ERROR).all():
         raise SearchError(
@@ -350,10 +354,15 @@ def trial_resources(requested, cluster_gpus):
     return resources
 
 
-def _trial_checkpoint(trial_dir):
+def trial_checkpoints(experiment, trial_id):
+    """The folder of a trial's checkpoints: ``<experiment>/checkpoints/<trial id>``."""
+    return os.path.join(experiment, TRIAL_CHECKPOINTS, trial_id)
+
+
+def _trial_checkpoint(experiment, trial_id):
     """The best-valid checkpoint a stopped trial wrote (its only file: a restarted trial deletes the
     interrupted run's), or ''."""
-    folder = os.path.join(trial_dir, TRIAL_CHECKPOINTS)
+    folder = trial_checkpoints(experiment, trial_id) if trial_id else ""
     files = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".pth")] if os.path.isdir(folder) else []
     return max(files, key=os.path.getmtime) if files else ""
 
@@ -386,7 +395,7 @@ def _keep_best_checkpoints(trials, ranked, keep):
         trials.at[index, "checkpoint"] = ""
 
 
-def _trials_table(results, space, mode, defaults):
+def _trials_table(results, space, mode, defaults, experiment):
     """One row per trial: searched values, whether they are the model's defaults, status, epochs
     reported, best valid score, test metrics, checkpoint and directory."""
     import pandas as pd
@@ -403,7 +412,8 @@ def _trials_table(results, space, mode, defaults):
         row["reports"] = len(scores)
         row[REPORTED_METRIC] = float((scores.max() if mode == "max" else scores.min()) if len(scores) else math.nan)
         row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
-        row["checkpoint"] = "" if result.error else (result.metrics or {}).get("checkpoint") if finished else _trial_checkpoint(result.path)
+        metrics = result.metrics or {}
+        row["checkpoint"] = "" if result.error else metrics.get("checkpoint") if finished else _trial_checkpoint(experiment, metrics.get("trial_id"))
         row["trial_dir"] = result.path
         rows.append(row)
     # in trial order (Ray numbers the trial directories), however Ray hands the results back
