@@ -28,7 +28,7 @@ from recbole_diffusion.data.convert import ConvertError, diffrec_to_atomic, main
 from recbole_diffusion.quick_start import build, load_data_and_model, run_recbole_diffusion
 from recbole_diffusion.quick_start.compare import compare
 from recbole_diffusion.quick_start.report import append_jsonl, read_jsonl
-from recbole_diffusion.quick_start.tune import RECORD_FILE, SearchError, last_run_scores, load_search_space, run_search
+from recbole_diffusion.quick_start.tune import RECORD_FILE, SearchError, last_run, load_search_space, run_search
 from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import load_checkpoint, save_checkpoint
 
@@ -173,11 +173,12 @@ def test_an_interrupted_search_is_restored_only_when_asked(tmp_path, monkeypatch
 
 def test_a_resumed_trial_is_scored_on_its_latest_run_only():
     history = pd.DataFrame({
-        "valid_score": [0.10, 0.16, 0.17, 0.05, 0.07, 0.07],  # interrupted run (epochs 1-3), rerun (1-2), final row
-        "epoch": [1, 2, 3, 1, 2, np.nan],
+        "valid_score": [0.10, 0.16, 0.17, 0.05, 0.07, 0.07],  # interrupted run (epochs 5-15), rerun (5-10), final row
+        "epoch": [5, 10, 15, 5, 10, 10],
+        "finished": [np.nan] * 5 + [True],
     })
-    assert list(last_run_scores(history)) == [0.05, 0.07, 0.07]
-    assert list(last_run_scores(history.iloc[:3])) == [0.10, 0.16, 0.17]
+    assert list(last_run(history).valid_score) == [0.05, 0.07] and list(last_run(history).epoch) == [5, 10]
+    assert list(last_run(history.iloc[:3]).valid_score) == [0.10, 0.16, 0.17]
 
 
 def test_a_resume_with_other_settings_is_refused_naming_them(tmp_path):

@@ -72,7 +72,7 @@ def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_sess
     space = write_space(
         tmp_path / "space.yaml",
         {"steps": {"grid": [3, 0, 5]}, "learning_rate": {"choice": [0.001]}},
-        resources_per_trial={"cpu": 1},
+        resources_per_trial={"cpu": 1}, search={"algorithm": "random"},
         keep_checkpoints=1,
     )
     storage = tmp_path / "ray"
@@ -128,7 +128,7 @@ def test_trials_find_a_file_given_by_a_relative_path(tmp_path, ray_session, monk
 
 
 def test_a_search_whose_every_trial_failed_raises(tmp_path, ray_session):
-    space = write_space(tmp_path / "space.yaml", {"steps": {"grid": [0, -1]}})
+    space = write_space(tmp_path / "space.yaml", {"steps": {"grid": [0, -1]}}, search={"algorithm": "random"})
     with pytest.raises(SearchError, match="all 2 trials failed.*steps' = 0"):
         run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="failing")
 
@@ -197,6 +197,28 @@ def test_paired_test_has_the_known_answer():
     assert paired_test(reference, {"x": 1.0})[2] == 0
 
 
+def test_holm_adjusts_step_down_and_keeps_untested_rows():
+    from recbole_diffusion.quick_start.report import holm
+
+    # sorted 0.01, 0.03, 0.04: x3 = 0.03, x2 = 0.06, x1 = 0.04 -> 0.06 (never below the one before)
+    assert holm([0.04, math.nan, 0.01, 0.03]) == pytest.approx([0.06, math.nan, 0.03, 0.06], nan_ok=True)
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_the_bootstrap_interval_covers_the_relative_difference_and_shrinks_with_users():
+    from recbole_diffusion.quick_start.report import bootstrap_relative_difference
+
+    rng = np.random.default_rng(0)
+    reference = {str(u): v for u, v in enumerate(rng.random(2000))}
+    other = {u: v * 1.1 + rng.normal(0, 0.05) for u, v in reference.items()}  # about +10 %
+    relative, low, high = bootstrap_relative_difference(reference, other)
+    assert low < relative < high and low < 0.1 < high and high - low < 0.03
+    few = dict(list(reference.items())[:50])
+    _, few_low, few_high = bootstrap_relative_difference(few, {u: other[u] for u in few})
+    assert few_high - few_low > high - low
+    assert bootstrap_relative_difference(reference, reference) == (0.0, 0.0, 0.0)
+
+
 def test_per_user_values_average_to_recboles_metrics():
     """The per-user values are the numbers RecBole averages into its result."""
     import torch
@@ -231,7 +253,10 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     values = [run["test_result"]["recall@20"] for run in runs if run["model"] == "BPR"]
     assert math.isclose(float(bpr["recall@20"]["mean"]), sum(values) / 2)
     assert math.isclose(float(bpr["recall@20"]["std"]), abs(values[0] - values[1]) / 2**0.5)
-    assert 0 <= float(bpr["recall@20"]["p_value"]) <= 1 and bpr["recall@20"]["direction"] in ("better", "worse", "no significant difference")
+    assert 0 <= float(bpr["recall@20"]["p_value"]) <= float(bpr["recall@20"]["p_holm"]) <= 1
+    assert bpr["recall@20"]["direction"] in ("better", "worse", "no significant difference")
+    low, relative, high = (float(bpr["recall@20"][key]) for key in ("relative_low", "relative", "relative_high"))
+    assert low <= relative <= high
     assert "± " in (out / "comparison.md").read_text() and "p-values against DiffRec" in (out / "comparison.md").read_text()
     assert len(list(csv.DictReader((out / "runs.csv").open()))) == 4
     # a rerun with the same settings reuses the log instead of training again
@@ -357,12 +382,49 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
         trials = pd.read_csv(out / "tuning" / model / "trials.csv")
         assert len(trials) == 2  # the same number of trials for each model
         assert {"test/ndcg@5", "test/recall@5"} <= set(trials.columns) and "test/mrr@10" not in trials.columns
+        assert (trials.best_epoch >= 1).all() and (trials.best_epoch <= trials.epochs).all()  # also for a pruned trial
         line = next(line for line in report.splitlines() if line.startswith(f"- {model}: "))
         assert all(f"{key}=" in line for key in tuned[model])
         assert line.endswith("(its defaults won the search)") == trials.defaults[trials.valid_score.idxmax()]
     title = (out / "comparison.md").read_text().splitlines()[0]
     assert "each tuned with 2 trials (its defaults first" in title and "at most 1 epochs (EASE: fitted once)" in title
     assert all(pd.read_csv(out / "tuning" / model / "trials.csv").defaults.iloc[0] for model in ("BPR", "EASE"))
+
+
+def test_a_tuned_comparison_trains_to_early_stopping_unless_told_otherwise():
+    from recbole_diffusion.quick_start.compare import CONVERGENCE, convergence_protocol
+
+    bpr = Config(model="BPR", dataset="ml-100k")
+    assert convergence_protocol(bpr) == CONVERGENCE == {"epochs": 1000, "eval_step": 5, "stopping_step": 4}
+    assert convergence_protocol(Config(model="BPR", dataset="ml-100k", config_dict={"epochs": 30})) == {"eval_step": 5, "stopping_step": 4}
+    assert convergence_protocol(Config(model="EASE", dataset="ml-100k")) == {}  # fitted once: validates once
+
+
+def test_the_report_flags_a_model_stopped_by_the_epoch_cap():
+    from recbole_diffusion.quick_start.report import convergence_rows
+
+    runs = [
+        {"model": "A", "seed": 1, "epochs": 40, "best_epoch": 20, "wall_s": 10.0},
+        {"model": "B", "seed": 1, "epochs": 100, "best_epoch": 100, "wall_s": 30.0},
+        {"model": "B", "seed": 2, "epochs": 100, "best_epoch": 90, "wall_s": 30.0},
+    ]
+    rows = convergence_rows(runs, {"A": 5.0})
+    assert rows["A"] == {"best_epoch": 20, "epochs": 40, "at_cap": False, "seeds_s": 10.0, "search_s": 5.0}
+    assert rows["B"]["at_cap"] and rows["B"]["best_epoch"] == 95 and rows["B"]["search_s"] is None
+
+
+@pytest.mark.parametrize(
+    "search, space, message",
+    [
+        ({"algorithm": "bayes"}, {"steps": {"choice": [5]}}, "give {algorithm: one of \\['tpe', 'random'\\]"),
+        ({"startup_trials": -1}, {"steps": {"choice": [5]}}, "startup_trials = -1 must be an integer >= 0"),
+        ({}, {"steps": {"grid": [5, 10]}}, "by grid need search: {algorithm: random}"),
+    ],
+)
+def test_a_bad_search_section_is_refused(tmp_path, search, space, message):
+    path = write_space(tmp_path / "space.yaml", space, search=search)
+    with pytest.raises(ConfigError, match=message):
+        load_search_space(path)
 
 
 def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):

@@ -24,6 +24,11 @@ SPLIT_FAMILIES = {
 }
 # Every model is evaluated as the first one is (its metrics, cut-offs and selection metric).
 SHARED_EVALUATION_KEYS = ("metrics", "topk", "valid_metric")
+# A tuned comparison trains every trial and run to early stopping, as the DiffRec protocol does:
+# validate every 5 epochs, stop after 4 validations (20 epochs) without gain, at most 1000 epochs
+# (a cap none reached on ML-1M; the report says where one does). Keys the user sets win.
+CONVERGENCE = {"epochs": 1000, "eval_step": 5, "stopping_step": 4}
+CONVERGENCE_GRACE = 50  # ASHA's first rung, in epochs: slow starters (LightGCN) are not cut at epoch 5
 
 
 class _Clock:
@@ -154,21 +159,24 @@ def compare(
     the crashed ones again.
 
     With ``tune_trials`` N, every model is first tuned on validation with the same budget: N trials
-    of its space ``properties/tune/<Model>.yaml`` (ASHA, the same ``epochs`` for all when the config
-    sets it), then each model's best config runs over the seeds and is tested; the test set never
-    selects anything. The searches are kept under ``<output_dir>/tuning/`` and resume.
+    of its space ``properties/tune/<Model>.yaml`` (TPE, the defaults first, ASHA from epoch
+    :data:`CONVERGENCE_GRACE`), every trial and run trained to early stopping (:data:`CONVERGENCE`,
+    unless the config sets those keys), then each model's best config runs over the seeds and is
+    tested; the test set never selects anything. The searches are kept under
+    ``<output_dir>/tuning/`` and resume.
     """
     config_dict, model_config = config_dict or {}, model_config or {}
     check_request(models, output_dir, reference, tune_trials)
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
-    from_defaults = []
+    from_defaults, search_wall = [], {}
     if tune_trials:
+        model_config = {model: {**convergence_protocol(configs[model]), **model_config.get(model, {})} for model in models}
         # every search selects by the same validation metric, the one the comparison reports
         searched = {**config_dict, **shared}
-        tuned, from_defaults = tune_models(
-            models, dataset, config_file_list, searched, extra_keys, tune_trials, output_dir, ray_address, resume
+        tuned, from_defaults, search_wall = tune_models(
+            models, dataset, config_file_list, searched, extra_keys, tune_trials, output_dir, ray_address, resume, model_config
         )
         model_config = {model: {**model_config.get(model, {}), **tuned[model]} for model in models}
     seeds = list(seeds or [first["seed"]])
@@ -202,12 +210,15 @@ def compare(
             runs.append(run)
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
-        budget = f"each tuned with {tune_trials} trials (its defaults first, ASHA on valid), " if tune_trials else "defaults, "
+        budget = f"each tuned with {tune_trials} trials (its defaults first, TPE, ASHA on valid), " if tune_trials else "defaults, "
         fitted = [model for model in models if configs[model]["MODEL_TYPE"].name == "TRADITIONAL"]
         fitted_text = f" ({', '.join(fitted)}: fitted once)" if fitted else ""
+        trained = next((model_config.get(model, {}) for model in models if model not in fitted), {})
+        epochs = config_dict.get("epochs", trained.get("epochs", first["epochs"]))
+        stopping = f", early stopping after {trained['stopping_step']} validations every {trained['eval_step']} epochs" if "eval_step" in trained else ""
         title = (
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
-            f"{budget}at most {config_dict.get('epochs', first['epochs'])} epochs{fitted_text}, valid {first['valid_metric']}"
+            f"{budget}at most {epochs} epochs{stopping}{fitted_text}, valid {first['valid_metric']}"
         )
         settings_text = {
             configs[model].model_label: ", ".join(
@@ -216,7 +227,8 @@ def compare(
             + (" (its defaults won the search)" if model in from_defaults else "")
             for model in models if model_config.get(model)
         }
-        write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs), settings_text)
+        searches = {configs[model].model_label: wall for model, wall in search_wall.items()}
+        write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs), settings_text, searches)
     return runs
 
 
@@ -241,11 +253,23 @@ def check_request(models, output_dir, reference, tune_trials):
             raise ConfigError(f"--output={output_dir}: this user cannot write there")
 
 
-def tune_models(models, dataset, config_file_list, config_dict, extra_keys, trials, output_dir, ray_address=None, resume=False):
-    """``({model: its best searched values}, [models whose defaults trial won])``, each model searched
-    with ``trials`` trials of its space (``extra_keys[model]``: the keys of ``config_dict`` meant for
-    other compared models). A finished search is reused from its JSON record; an interrupted one
-    continues only with ``resume`` (Ray's state is pickles: only folders you made)."""
+def convergence_protocol(config):
+    """The :data:`CONVERGENCE` keys a tuned comparison gives a model that trains (a fitted-once
+    model validates once), less those the user set."""
+    if config["MODEL_TYPE"].name == "TRADITIONAL":
+        return {}
+    return {key: value for key, value in CONVERGENCE.items() if key not in config.external_config_dict}
+
+
+def tune_models(
+    models, dataset, config_file_list, config_dict, extra_keys, trials, output_dir, ray_address=None, resume=False, model_config=None,
+):
+    """``({model: its best searched values}, [models whose defaults trial won], {model: search wall
+    seconds})``, each model searched with ``trials`` trials of its space (``extra_keys[model]``: the
+    keys of ``config_dict`` meant for other compared models; ``model_config[model]``: its own keys).
+    ASHA's first rung is :data:`CONVERGENCE_GRACE` epochs. A finished search is reused from its
+    JSON record; an interrupted one continues only with ``resume`` (Ray's state is pickles: only
+    folders you made)."""
     from recbole_diffusion.quick_start.tune import load_search_space, run_search
 
     spaces = {model: search_space_file(model) for model in models}
@@ -253,18 +277,20 @@ def tune_models(models, dataset, config_file_list, config_dict, extra_keys, tria
         grids = [key for key, spec in load_search_space(str(path))["space"].items() if "grid" in spec]
         if grids:
             raise ConfigError(f"--tune_trials: {path} searches {grids} by grid, which multiplies the trials; use choice")
-    best, from_defaults = {}, []
+    best, from_defaults, wall = {}, [], {}
     for model in models:
+        own = {**config_dict, **(model_config or {}).get(model, {}), "extra_config_keys": extra_keys[model]}
         found, _ = run_search(
-            model, dataset, str(spaces[model]), config_file_list, {**config_dict, "extra_config_keys": extra_keys[model]},
-            ray_address=ray_address,
+            model, dataset, str(spaces[model]), config_file_list, own, ray_address=ray_address,
             storage_path=os.path.join(output_dir, "tuning"), name=model, resume=resume, reuse=True, num_samples=trials,
+            scheduler={"grace_period": CONVERGENCE_GRACE},
         )
         best[model] = found["config"]
+        wall[model] = found.get("wall_s")
         from_defaults += [model] if found["defaults"] else []
     with open(os.path.join(output_dir, "tuned_configs.json"), "w", encoding="utf-8") as f:
         json.dump(best, f, indent=2, default=str)
-    return best, from_defaults
+    return best, from_defaults, wall
 
 
 def search_space_file(model):

@@ -24,6 +24,7 @@ from recbole_diffusion.utils.checks import ConfigError
 COSTS = [("s_per_epoch", "s / epoch"), ("s_per_eval", "s / eval"), ("params", "parameters"), ("peak_mem_mb", "peak memory (MB)")]
 COST_LABELS = {"s_per_epoch": "%{y:.2f}", "s_per_eval": "%{y:.2f}", "params": "%{y:.3s}", "peak_mem_mb": "%{y:,.0f}"}
 SIGNIFICANCE = 0.05
+BOOTSTRAP_SAMPLES = 2000
 
 
 def per_user_values(evaluator, struct, users):
@@ -66,8 +67,44 @@ def paired_test(reference, other):
     return float(wilcoxon(diff).pvalue), float(diff.mean()), len(users)
 
 
+def holm(p_values):
+    """Holm's step-down adjustment of p-values (NaN stays NaN and is not counted)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(len(p), math.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="mergesort")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def bootstrap_relative_difference(reference, other, samples=BOOTSTRAP_SAMPLES, seed=0):
+    """(relative difference of the means, 2.5 % and 97.5 % quantiles) of ``other`` against
+    ``reference`` over their common users, by a paired bootstrap: users resampled with replacement,
+    each keeping both values. NaN where there are no common users or the reference mean is 0."""
+    users = sorted(set(reference) & set(other))
+    ref = np.array([reference[u] for u in users])
+    oth = np.array([other[u] for u in users])
+    if not users or ref.mean() == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for start in range(0, samples, 100):  # 100 resamples at a time: memory stays at 100 x users
+        index = rng.integers(0, len(users), size=(min(100, samples - start), len(users)))
+        ref_means = ref[index].mean(axis=1)
+        ratios.append(np.divide(oth[index].mean(axis=1) - ref_means, ref_means, out=np.full(len(index), math.nan), where=ref_means != 0))
+    ratios = np.concatenate(ratios)
+    low, high = np.nanquantile(ratios, [0.025, 0.975])
+    return float(oth.mean() / ref.mean() - 1), float(low), float(high)
+
+
 def summarise(runs, reference, metrics):
-    """Rows (model, metric, mean, std, seeds, p_value, direction) of finished runs, models in order."""
+    """Rows of finished runs, models in order: model, metric, mean, std, seeds; against the
+    reference the Wilcoxon p-value, its Holm adjustment over every test of the table (``p_holm``,
+    which decides the direction), the mean per-user difference and the relative difference of the
+    means with its 95 % paired bootstrap interval over users."""
     models = list(dict.fromkeys(run["model"] for run in runs))
     finished = {model: [run for run in runs if run["model"] == model and "error" not in run] for model in models}
     rows = []
@@ -75,13 +112,15 @@ def summarise(runs, reference, metrics):
         for metric in metrics:
             values = [run["test_result"][metric] for run in finished[model] if metric in run["test_result"]]
             row = {"model": model, "metric": metric, "mean": mean(values), "std": _std(values), "seeds": len(values)}
-            row["p_value"], row["difference"], row["users"] = (math.nan, math.nan, 0)
+            row.update(p_value=math.nan, difference=math.nan, users=0, relative=math.nan, relative_low=math.nan, relative_high=math.nan)
             if model != reference and finished.get(reference):
-                row["p_value"], row["difference"], row["users"] = paired_test(
-                    mean_over_seeds(finished[reference], metric), mean_over_seeds(finished[model], metric)
-                )
-            row["direction"] = _direction(row["p_value"], row["difference"]) if model != reference else "reference"
+                ref_users, model_users = mean_over_seeds(finished[reference], metric), mean_over_seeds(finished[model], metric)
+                row["p_value"], row["difference"], row["users"] = paired_test(ref_users, model_users)
+                row["relative"], row["relative_low"], row["relative_high"] = bootstrap_relative_difference(ref_users, model_users)
             rows.append(row)
+    for row, adjusted in zip(rows, holm([row["p_value"] for row in rows])):
+        row["p_holm"] = adjusted
+        row["direction"] = _direction(adjusted, row["difference"]) if row["model"] != reference else "reference"
     return rows
 
 
@@ -115,23 +154,58 @@ def _mark(row):
     return {"better": " ▲", "worse": " ▼"}.get(row["direction"], "")
 
 
-def markdown(title, summary, runs, reference, metrics, settings=None):
+def convergence_rows(runs, searches=None):
+    """Per model: mean epochs to the best validation and epochs trained over its finished seeds,
+    whether a seed's best validation was its last epoch (stopped by the cap, still improving), the
+    wall seconds of its seeds and of its search."""
+    rows = {}
+    for run in runs:
+        if "error" in run:
+            continue
+        row = rows.setdefault(run["model"], {"best_epoch": [], "epochs": [], "at_cap": False, "seeds_s": 0.0})
+        if run.get("best_epoch") is not None:
+            row["best_epoch"].append(run["best_epoch"])
+            row["at_cap"] |= run["best_epoch"] == run["epochs"] and run["epochs"] > 1
+        row["epochs"].append(run["epochs"])
+        row["seeds_s"] += run.get("wall_s") or 0.0
+    for model, row in rows.items():
+        row["best_epoch"], row["epochs"] = mean(row["best_epoch"]), mean(row["epochs"])
+        row["search_s"] = (searches or {}).get(model)
+    return rows
+
+
+def markdown(title, summary, runs, reference, metrics, settings=None, searches=None):
     models = list(dict.fromkeys(run["model"] for run in runs))
     cell = {(row["model"], row["metric"]): row for row in summary}
+    tests = sum(1 for row in summary if not math.isnan(row["p_value"]))
     lines = [f"# {title}", "", f"Mean ± std over seeds of the test metrics; ▲ / ▼: better / worse than {reference} "
-             f"(two-sided Wilcoxon signed-rank over test users, p < {SIGNIFICANCE}).", ""]
+             f"(two-sided Wilcoxon signed-rank over test users, Holm-adjusted over the table's {tests} tests, p < {SIGNIFICANCE}).", ""]
     lines += ["| model | " + " | ".join(metrics) + " | seeds |", "|---|" + "---|" * (len(metrics) + 1)]
     for model in models:
         values = [f"{cell[model, m]['mean']:.4f} ± {cell[model, m]['std']:.4f}{_mark(cell[model, m])}" for m in metrics]
         lines.append(f"| {model} | " + " | ".join(values) + f" | {cell[model, metrics[0]]['seeds']} |")
-    lines += ["", f"p-values against {reference}:", "", "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    lines += ["", f"Holm-adjusted p-values against {reference} (raw ones in summary.csv):", "",
+              "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for model in models:
         if model != reference:
-            lines.append(f"| {model} | " + " | ".join(f"{cell[model, m]['p_value']:.3g}" for m in metrics) + " |")
+            lines.append(f"| {model} | " + " | ".join(f"{cell[model, m]['p_holm']:.3g}" for m in metrics) + " |")
+    lines += ["", f"Relative difference to {reference} of the mean over users, with its 95 % paired bootstrap interval "
+              f"({BOOTSTRAP_SAMPLES} resamples of the test users):", "",
+              "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for model in models:
+        if model != reference:
+            lines.append(f"| {model} | " + " | ".join(_relative(cell[model, m]) for m in metrics) + " |")
     costs = cost_summary(runs)
     lines += ["", "| model | " + " | ".join(label for _, label in COSTS) + " |", "|---|" + "---|" * len(COSTS)]
     for model, values in costs.items():
         lines.append(f"| {model} | " + " | ".join(_number(values[key], integer=key == "params") for key, _ in COSTS) + " |")
+    lines += ["", "Convergence (mean over seeds) and wall time; ⚠: a seed's best validation was its last epoch (cut by the epoch cap, still improving):", "",
+              "| model | epochs to best valid | epochs trained | seeds (s) | search (s) |", "|---|---|---|---|---|"]
+    for model, row in convergence_rows(runs, searches).items():
+        lines.append(
+            f"| {model} | {_number(row['best_epoch'])}{' ⚠' if row['at_cap'] else ''} | {_number(row['epochs'])} | "
+            f"{_number(row['seeds_s'], integer=True)} | {_number(row['search_s'], integer=True) if row['search_s'] is not None else ''} |"
+        )
     if settings:
         lines += ["", "Settings given to each model (tuned on validation, or set per model):", ""]
         lines += [f"- {model}: {text}" for model, text in settings.items()]
@@ -142,18 +216,25 @@ def markdown(title, summary, runs, reference, metrics, settings=None):
     return "\n".join(lines) + "\n"
 
 
-def write_report(output_dir, title, runs, reference, metrics, settings=None):
+def _relative(row):
+    if math.isnan(row["relative"]):
+        return ""
+    return f"{row['relative']:+.1%} [{row['relative_low']:+.1%}, {row['relative_high']:+.1%}]"
+
+
+def write_report(output_dir, title, runs, reference, metrics, settings=None, searches=None):
     """``comparison.md``, ``summary.csv`` (model x metric), ``runs.csv`` (model x seed) and
-    ``comparison.html``; returns the summary rows. ``settings``: {model: its own settings, as text}."""
+    ``comparison.html``; returns the summary rows. ``settings``: {model: its own settings, as text};
+    ``searches``: {model: wall seconds of its search}."""
     os.makedirs(output_dir, exist_ok=True)
     summary = summarise(runs, reference, metrics)
     with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(title, summary, runs, reference, metrics, settings))
+        f.write(markdown(title, summary, runs, reference, metrics, settings, searches))
     with open(os.path.join(output_dir, "summary.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(summary[0]) + ["reference"])
         writer.writeheader()
         writer.writerows({**row, "reference": reference} for row in summary)
-    run_fields = ["model", "seed", "status", *metrics, "epochs", "best_epoch", *(key for key, _ in COSTS), "load_avg", "error"]
+    run_fields = ["model", "seed", "status", *metrics, "epochs", "best_epoch", "wall_s", *(key for key, _ in COSTS), "load_avg", "error"]
     with open(os.path.join(output_dir, "runs.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=run_fields, extrasaction="ignore")
         writer.writeheader()
@@ -173,7 +254,7 @@ def write_html(path, title, summary, runs, reference, metrics):
     costs = cost_summary(runs)
     figure = make_subplots(
         rows=2, cols=len(COSTS), specs=[[{"colspan": len(COSTS)}] + [None] * (len(COSTS) - 1), [{}] * len(COSTS)],
-        subplot_titles=[f"test metrics (mean ± std over seeds; ▲/▼ vs {reference}, p < {SIGNIFICANCE})", *(label for _, label in COSTS)],
+        subplot_titles=[f"test metrics (mean ± std over seeds; ▲/▼ vs {reference}, Holm-adjusted p < {SIGNIFICANCE})", *(label for _, label in COSTS)],
         row_heights=[0.62, 0.38], vertical_spacing=0.14,
     )
     palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
@@ -184,7 +265,7 @@ def write_html(path, title, summary, runs, reference, metrics):
             go.Bar(
                 name=model, x=metrics, y=[r["mean"] for r in rows], marker_color=color, legendgroup=model, offsetgroup=model,
                 error_y={"type": "data", "array": [r["std"] for r in rows], "visible": True},
-                hovertext=[f"{model} {r['metric']}: {r['mean']:.4f} ± {r['std']:.4f}, p = {r['p_value']:.3g}" for r in rows],
+                hovertext=[f"{model} {r['metric']}: {r['mean']:.4f} ± {r['std']:.4f}, Holm p = {r['p_holm']:.3g}" for r in rows],
             ),
             row=1, col=1,
         )

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import shutil
+import time
 from logging import getLogger
 
 import yaml
@@ -45,7 +46,11 @@ from recbole_diffusion.utils.checks import ConfigError, is_int
 from recbole_diffusion.utils.utils import signals_interrupt
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
-SPACE_SECTIONS = ("num_samples", "seed", "defaults_first", "keep_checkpoints", "resources_per_trial", "scheduler", "config", "space")
+SPACE_SECTIONS = (
+    "num_samples", "seed", "defaults_first", "keep_checkpoints", "resources_per_trial", "search", "scheduler", "config", "space",
+)
+SEARCHES = ("tpe", "random")
+STARTUP_TRIALS = 5  # random trials before TPE models the results (the reproducibility studies' 5 of 35)
 # The metric every trial reports; its direction follows the model's valid_metric_bigger.
 REPORTED_METRIC = "valid_score"
 TRIAL_CHECKPOINTS = "checkpoints"  # <experiment>/checkpoints/<trial id>/
@@ -73,11 +78,20 @@ def load_search_space(path):
             raise ConfigError(f"search space '{path}': {key} = {value!r} must be an integer >= 0")
     if not isinstance(spec.get("defaults_first", True), bool):
         raise ConfigError(f"search space '{path}': defaults_first = {spec['defaults_first']!r} must be true or false")
+    search = {"algorithm": "tpe", "startup_trials": STARTUP_TRIALS, **(spec.get("search") or {})}
+    if set(search) != {"algorithm", "startup_trials"} or search["algorithm"] not in SEARCHES:
+        raise ConfigError(f"search space '{path}': search = {spec.get('search')!r}: give {{algorithm: one of {list(SEARCHES)}, startup_trials: N}}")
+    if not (is_int(search["startup_trials"]) and search["startup_trials"] >= 0):
+        raise ConfigError(f"search space '{path}': search startup_trials = {search['startup_trials']!r} must be an integer >= 0")
+    spec["search"] = search
     space = spec.get("space") or {}
     if not space:
         raise ConfigError(f"search space '{path}': 'space' is empty; name at least one config key to search")
     for key, distribution in space.items():
         _check_distribution(path, key, distribution)
+    grids = [key for key, distribution in space.items() if "grid" in distribution]
+    if grids and search["algorithm"] == "tpe":
+        raise ConfigError(f"search space '{path}': {grids} by grid need search: {{algorithm: random}} (TPE samples; use choice)")
     return spec
 
 
@@ -163,7 +177,10 @@ def _trial(params, base_config, config_file_list, space, experiment):
 
     from recbole_diffusion.quick_start import objective_function
 
+    trained = [0]
+
     def report(epoch, valid_score):
+        trained[0] = epoch + 1
         tune.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
 
     # In the experiment folder itself (Ray runs a trial in a session folder and copies it over)
@@ -172,7 +189,9 @@ def _trial(params, base_config, config_file_list, space, experiment):
     shutil.rmtree(checkpoints, ignore_errors=True)
     config_dict = {**base_config, **from_ray(params, space), "checkpoint_dir": checkpoints}
     result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report)
-    final = {REPORTED_METRIC: float(result["best_valid_score"]), "finished": True, "checkpoint": result["saved_model_file"]}
+    final = {
+        REPORTED_METRIC: float(result["best_valid_score"]), "finished": True, "checkpoint": result["saved_model_file"], "epoch": trained[0],
+    }
     final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
     final.update({f"test/{k}": float(v) for k, v in (result["test_result"] or {}).items()})
     tune.report(final)
@@ -180,7 +199,7 @@ def _trial(params, base_config, config_file_list, space, experiment):
 
 def run_search(
     model, dataset, space_file, config_file_list=None, config_dict=None, ray_address=None, storage_path="ray_results", name=None,
-    resume=False, num_samples=None, reuse=False,
+    resume=False, num_samples=None, reuse=False, scheduler=None,
 ):
     """Run (or resume) a Ray Tune search; returns ``(best, trials)``.
 
@@ -191,16 +210,16 @@ def run_search(
     ``best`` has the best trial's config, valid metrics, test metrics and checkpoint; ``trials`` is
     a pandas DataFrame of every trial (also written to ``<storage_path>/<name>/trials.csv``).
     Without ``ray_address`` a new local Ray instance is started (never a leftover cluster's address).
-    ``num_samples`` replaces the space file's.
+    ``num_samples`` replaces the space file's, ``scheduler`` updates its ASHA settings.
     """
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import BasicVariantGenerator
 
     spec = load_search_space(space_file)
     if num_samples is not None:
         spec["num_samples"] = num_samples
+    spec["scheduler"] = {**(spec.get("scheduler") or {}), **(scheduler or {})}
     config_file_list = [os.path.abspath(path) for path in config_file_list or []]
     base_config = {**(spec.get("config") or {}), **(config_dict or {}), "model": model}
     if dataset is not None:
@@ -208,7 +227,9 @@ def run_search(
     config = check_space_keys(spec, space_file, model, dataset, config_file_list, base_config)
     # Trials run in their own directories: pin paths, validate every epoch so ASHA can judge.
     # (RecBole's final data_path is <data_path>/<dataset>: the trials get the folder above it)
-    base_config.update(data_path=os.path.dirname(os.path.abspath(config["data_path"])), eval_step=1, show_progress=False)
+    if not (is_int(config["eval_step"]) and config["eval_step"] >= 1):
+        raise ConfigError(f"config key 'eval_step' = {config['eval_step']!r}: a search selects on validation, give an integer >= 1")
+    base_config.update(data_path=os.path.dirname(os.path.abspath(config["data_path"])), show_progress=False)
     base_config.update({  # the other paths (item_emb_path, ...), from wherever they were given
         key: os.path.abspath(value) for key, value in config.final_config_dict.items()
         if key.endswith("_path") and key != "data_path" and isinstance(value, str)
@@ -251,16 +272,16 @@ def run_search(
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=False)
     else:
-        max_t = max(int(config["epochs"]), 1) + 1
+        max_t = max(int(config["epochs"]), 1) + 1  # beyond the last epoch: ASHA would stop a trial before its test
         asha = {**(spec.get("scheduler") or {})}
         asha["grace_period"] = min(asha.get("grace_period", 1), max_t)  # epochs may be set lower than the space's
-        scheduler = ASHAScheduler(max_t=max_t, **asha)
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, **asha)  # rungs in epochs, whatever eval_step
         tuner = tune.Tuner(
             trainable,
-            param_space=to_ray_space(spec["space"]),
+            param_space=to_ray_space(with_defaults_in_choices(spec, config) if defaults else spec["space"]),
             tune_config=tune.TuneConfig(
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
-                search_alg=BasicVariantGenerator(points_to_evaluate=[defaults] if defaults else None, random_state=spec.get("seed")),
+                search_alg=search_algorithm(spec, defaults, mode),
             ),
             run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),
         )
@@ -268,6 +289,7 @@ def run_search(
     # Ray's own Ctrl-C handler ends the search quietly, as if it had finished; without it the
     # interrupt reaches us (Ray has saved the experiment's state for --resume all along).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    start = time.perf_counter()
     try:
         with signals_interrupt():  # also SIGTERM, and Ctrl-C where the process started ignoring it
             results = tuner.fit()
@@ -294,6 +316,8 @@ def run_search(
         "test": {k[len("test/"):]: v for k, v in best.metrics.items() if k.startswith("test/")},
         "valid_metric": config["valid_metric"],
         "best_valid_score": float(best_row[REPORTED_METRIC]),
+        "best_epoch": None if math.isnan(best_row.best_epoch) else int(best_row.best_epoch),
+        "wall_s": time.perf_counter() - start,  # of this call: a resumed search counts its last part
         "status": best_row.status,
         "defaults": bool(best_row.defaults),
         "checkpoint": best_row.checkpoint,
@@ -301,6 +325,33 @@ def run_search(
     }
     write_record(experiment, settings, summary)
     return summary, trials
+
+
+def with_defaults_in_choices(spec, config):
+    """The space, each ``choice`` list that lacks the model's own value extended by it (TPE's
+    first trial must lie in the space; random sampling takes any first point)."""
+    if spec["search"]["algorithm"] != "tpe":
+        return spec["space"]
+    return {
+        key: {"choice": [*distribution["choice"], config[key]]} if "choice" in distribution and config[key] not in distribution["choice"] else distribution
+        for key, distribution in spec["space"].items()
+    }
+
+
+def search_algorithm(spec, defaults, mode):
+    """Ray's searcher: Optuna's TPE (the default; its first ``startup_trials`` sampled at random) or
+    random sampling, seeded by the space's ``seed``, the model's defaults first where asked."""
+    points = [defaults] if defaults else None
+    if spec["search"]["algorithm"] == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(points_to_evaluate=points, random_state=spec.get("seed"))
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=spec["search"]["startup_trials"])
+    return OptunaSearch(metric=REPORTED_METRIC, mode=mode, points_to_evaluate=points, sampler=sampler)
 
 
 RECORD_FILE = "recbole_diffusion_search.json"  # beside Ray's state in the experiment folder
@@ -367,18 +418,20 @@ def _trial_checkpoint(experiment, trial_id):
     return max(files, key=os.path.getmtime) if files else ""
 
 
-def last_run_scores(history):
-    """The validation scores a trial's latest run reported. A resumed search restarts an interrupted
-    trial from epoch 1 and Ray appends to its history: the scores before that restart belong to a
-    model that was never tested, and would rank the trial on a mix of two runs."""
-    if history is None or REPORTED_METRIC not in history:
-        return []
-    epochs = history["epoch"] if "epoch" in history else None
-    if epochs is not None:
-        starts = history.index[epochs == 1]
-        if len(starts):
-            history = history.loc[starts[-1]:]
-    return history[REPORTED_METRIC].dropna()
+def last_run(history):
+    """The validation reports (score, epoch) of a trial's latest run. A resumed search restarts an
+    interrupted trial from epoch 1 and Ray appends to its history: the reports before that restart
+    belong to a model that was never tested, and would rank the trial on a mix of two runs. The
+    final report (the run's best score, again) is left out."""
+    import pandas as pd
+
+    if history is None or REPORTED_METRIC not in history or "epoch" not in history:
+        return pd.DataFrame(columns=[REPORTED_METRIC, "epoch"])
+    history = history[[REPORTED_METRIC, "epoch"] + (["finished"] if "finished" in history else [])].dropna(subset=[REPORTED_METRIC])
+    if "finished" in history:
+        history = history[history["finished"] != True]  # noqa: E712  (NaN on the other rows)
+    starts = history.index[history["epoch"] == history["epoch"].min()]
+    return history.loc[starts[-1]:, [REPORTED_METRIC, "epoch"]] if len(starts) else history
 
 
 def _ranked(trials, mode):
@@ -405,12 +458,16 @@ def _trials_table(results, space, mode, defaults, experiment):
         values = {key: (result.config or {}).get(key) for key in space}
         row = from_ray(values, space)
         row["defaults"] = bool(defaults) and all(values[key] == value for key, value in defaults.items())
-        scores = last_run_scores(result.metrics_dataframe)
+        history = last_run(result.metrics_dataframe)
+        scores = history[REPORTED_METRIC] if len(history) else history
         finished = bool((result.metrics or {}).get("finished"))
         row["status"] = ERROR if result.error else FINISHED if finished else STOPPED
         row["error"] = type(result.error).__name__ + ": " + str(result.error).splitlines()[-1][:200] if result.error else ""
         row["reports"] = len(scores)
         row[REPORTED_METRIC] = float((scores.max() if mode == "max" else scores.min()) if len(scores) else math.nan)
+        best = (scores.idxmax() if mode == "max" else scores.idxmin()) if len(scores) else None
+        row["best_epoch"] = float(history.at[best, "epoch"]) if best is not None and "epoch" in history else math.nan
+        row["epochs"] = float(history["epoch"].max()) if len(history) and "epoch" in history else math.nan
         row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
         metrics = result.metrics or {}
         row["checkpoint"] = "" if result.error else metrics.get("checkpoint") if finished else _trial_checkpoint(experiment, metrics.get("trial_id"))
