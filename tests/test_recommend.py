@@ -113,6 +113,8 @@ def test_hpmn_scores_candidates_as_its_incremental_serving_does(trained, tmp_pat
 def test_a_ctr_model_without_candidates_says_what_to_give(trained):
     with pytest.raises(ConfigError, match="predicts clicks .* --candidates=FILE"):
         recommend(trained["HPMN"], k=10)
+    with pytest.raises(ConfigError, match="1 of 2 items are not items of dataset 'ml-100k' \\(field item_id\\), e.g. 'nope'"):
+        recommend(trained["HPMN"], candidates=pd.DataFrame({"user_id": ["196", "186"], "item_id": ["242", "nope"]}))
 
 
 @pytest.mark.parametrize(

@@ -106,17 +106,19 @@ def _sequential(split_dataset, config):
 
 
 def _user_ids(dataset, users):
-    """Internal ids of the requested user tokens (every user by default); unknown tokens fail, counted."""
-    uid = dataset.uid_field
-    if users is None:
-        return np.arange(1, dataset.user_num)
-    tokens = [str(token) for token in users]
-    known = dataset.field2token_id[uid]
+    """Internal ids of the requested user tokens (every user by default)."""
+    return np.arange(1, dataset.user_num) if users is None else _internal_ids(dataset, dataset.uid_field, users, "users")
+
+
+def _internal_ids(dataset, field, tokens, what):
+    """Internal ids of external tokens of ``field``; unknown tokens fail, counted and named."""
+    tokens = [str(token) for token in tokens]
+    known = dataset.field2token_id[field]
     unknown = [token for token in tokens if token not in known]
     if unknown:
         raise ConfigError(
-            f"{len(unknown)} of {len(tokens)} users are not users of dataset '{dataset.dataset_name}' "
-            f"(field {uid}), e.g. {', '.join(repr(t) for t in unknown[:5])}"
+            f"{len(unknown)} of {len(tokens)} {what} are not {what} of dataset '{dataset.dataset_name}' "
+            f"(field {field}), e.g. {', '.join(repr(t) for t in unknown[:5])}"
         )
     return np.array([known[token] for token in tokens], dtype=np.int64)
 
@@ -168,7 +170,7 @@ def _score_candidates(config, model, dataset, test_data, candidates, show_progre
     model reads one; unknown tokens fail, counted."""
     uid, iid = dataset.uid_field, dataset.iid_field
     users = _user_ids(dataset, list(candidates.iloc[:, 0]))
-    items = _item_ids(dataset, list(candidates.iloc[:, 1]))
+    items = _internal_ids(dataset, iid, list(candidates.iloc[:, 1]), "items")
     sequential = _sequential(test_data.dataset, config)
     history, positions = _latest_histories(test_data.dataset, config) if sequential else (None, None)
     if history is not None and (positions[users] < 0).any():
@@ -193,19 +195,6 @@ def _score_candidates(config, model, dataset, test_data, candidates, show_progre
         yield pd.DataFrame({
             "user": dataset.id2token(uid, chunk_users), "item": dataset.id2token(iid, chunk_items), "score": scores,
         })
-
-
-def _item_ids(dataset, items):
-    iid = dataset.iid_field
-    tokens = [str(token) for token in items]
-    known = dataset.field2token_id[iid]
-    unknown = [token for token in tokens if token not in known]
-    if unknown:
-        raise ConfigError(
-            f"--candidates: {len(unknown)} of {len(tokens)} rows name items that are not items of dataset "
-            f"'{dataset.dataset_name}', e.g. {', '.join(repr(t) for t in unknown[:5])}"
-        )
-    return np.array([known[token] for token in tokens], dtype=np.int64)
 
 
 def read_tokens(path):
