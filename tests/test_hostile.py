@@ -79,6 +79,16 @@ def test_kd_dagfm_teacher_from_a_search_space_is_refused_before_any_trial(tmp_pa
     assert not marker.exists() and not (tmp_path / "ray").exists()
 
 
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system", "!!python/name:os.system"])
+def test_a_config_file_holding_python_objects_is_refused(tmp_path, tag, no_data_loading):
+    marker = tmp_path / "marker"
+    config_file = tmp_path / "evil.yaml"
+    config_file.write_text(f'epochs: {tag} ["touch {marker}"]\n' if "apply" in tag else f"epochs: {tag}\n")
+    with pytest.raises(ConfigError, match="config file '.*evil.yaml': not plain YAML data"):
+        Config(model="DiffRec", dataset="ml-100k", config_file_list=[str(config_file)])
+    assert not marker.exists()
+
+
 def crafted_checkpoint(path, tiny_config, **stored):
     """A genuine DiffRec checkpoint whose stored config is changed as ``stored`` says."""
     result = run_recbole_diffusion(model="DiffRec", dataset="ml-100k", config_dict=tiny_config())

@@ -3,6 +3,7 @@
 from logging import getLogger
 
 import torch
+import yaml
 
 import recbole.config
 from recbole.utils import ModelType
@@ -25,6 +26,7 @@ class Config(recbole.config.Config):
       stays ``<Name>`` so that RecBole's name-based choices apply to it unchanged.
     - The plugin's defaults (``properties/overall.yaml`` and ``properties/model/<Name>.yaml``) are
       loaded for plugin models (see :mod:`recbole_diffusion.hooks`).
+    - Config files are read as plain YAML data (SafeLoader), never as Python objects.
     - The command line is not read here (the entry script passes its ``--key=value`` overrides as
       ``config_dict``), and strings are parsed as literals, never ``eval``-ed.
     - Before any data is loaded: an unknown key fails with the nearest known ones, generic values
@@ -64,6 +66,25 @@ class Config(recbole.config.Config):
         final.update(device=torch.device("cpu"), single_spec=False, use_gpu=False)
         if rank != 0:
             final.update(state="error", show_progress=False, verbose=False)
+
+    def _build_yaml_loader(self):
+        """RecBole's yaml reading (its float resolver included) on PyYAML's SafeLoader: a config
+        file holds data only (RecBole's FullLoader resolves ``!!python/name:`` tags to objects)."""
+        super()._build_yaml_loader()  # adds RecBole's resolver to FullLoader: take its resolvers over
+        resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
+        return type("RecBoleSafeLoader", (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
+
+    def _load_config_files(self, file_list):
+        loaded = {}
+        for file in file_list or []:
+            try:
+                with open(file, encoding="utf-8") as f:
+                    loaded.update(yaml.load(f.read(), Loader=self.yaml_loader) or {})
+            except OSError as error:
+                raise ConfigError(f"config file '{file}': {error.strerror}") from None
+            except yaml.YAMLError as error:
+                raise ConfigError(f"config file '{file}': not plain YAML data ({str(error).splitlines()[0]})") from None
+        return loaded
 
     def _load_cmd_line(self):
         return {}
