@@ -51,7 +51,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     _, overrides = parse_command_line(rest)
     log = RunLog(HERE / "results" / "recommend_speed.jsonl", {"topk": args.topk, "threads": args.threads})
+    from recbole_diffusion.quick_start.recommend import newest_checkpoint
+
     checkpoint = str(Path(args.checkpoint).resolve())
+    checkpoint = newest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else checkpoint
     if log.find(checkpoint=checkpoint, overrides=overrides) is None:
         from recbole_diffusion.utils.checkpoint import load_checkpoint
 
