@@ -296,7 +296,7 @@ def run_search(
     except KeyboardInterrupt:
         raise SearchError(
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
-            f"(--tune_dir={os.path.dirname(experiment)} --tune_name={name})"
+            f"(with --tune, also --tune_dir={os.path.dirname(experiment)} --tune_name={name})"
         ) from None
     trials = _trials_table(results, spec["space"], mode, defaults, experiment)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
