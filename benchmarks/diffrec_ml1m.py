@@ -18,7 +18,7 @@ reweighting, MLP dims [200, 600], timestep embedding 10, AdamW lr 1e-3, 400 user
 Recall@20 every 5 epochs selects the checkpoint. The L-DiffRec models get the authors' L-DiffRec
 ML-1M setting (their yaml; RecBole's built-in the same values in its keys) and cluster items with
 the authors' item_emb.npy; RecBole's built-in LDiffRec imports ``kmeans_pytorch``:
-``pip install -e ".[benchmarks]"``. This is a benchmark, not a test: it takes minutes.
+``uv pip install -e ".[benchmarks]"``. This is a benchmark, not a test: it takes minutes.
 """
 
 import argparse

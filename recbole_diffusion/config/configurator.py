@@ -18,6 +18,10 @@ from recbole_diffusion.utils.utils import RECBOLE_PREFIX, get_model
 DEFAULT_DATASET = "ml-100k"  # ships inside RecBole: runs without a download
 
 
+class SafeYamlLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with RecBole's implicit resolvers (set by :meth:`Config._build_yaml_loader`)."""
+
+
 class Config(recbole.config.Config):
     """RecBole's Config for plugin runs.
 
@@ -71,8 +75,8 @@ class Config(recbole.config.Config):
         """RecBole's yaml reading (its float resolver included) on PyYAML's SafeLoader: a config
         file holds data only (RecBole's FullLoader resolves ``!!python/name:`` tags to objects)."""
         super()._build_yaml_loader()  # adds RecBole's resolver to FullLoader: take its resolvers over
-        resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
-        return type("RecBoleSafeLoader", (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
+        SafeYamlLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
+        return SafeYamlLoader
 
     def _load_config_files(self, file_list):
         loaded = {}

@@ -35,6 +35,7 @@ import ast
 import json
 import math
 import os
+import re
 import shutil
 import time
 from logging import getLogger
@@ -473,5 +474,13 @@ def _trials_table(results, space, mode, defaults, experiment):
         row["checkpoint"] = "" if result.error else metrics.get("checkpoint") if finished else _trial_checkpoint(experiment, metrics.get("trial_id"))
         row["trial_dir"] = result.path
         rows.append(row)
-    # in trial order (Ray numbers the trial directories), however Ray hands the results back
-    return pd.DataFrame(rows).sort_values("trial_dir", key=lambda dirs: dirs.map(os.path.basename), ignore_index=True)
+    # in trial order (the index Ray puts after the trial id in its folder name), however Ray hands them back
+    return pd.DataFrame(rows).sort_values("trial_dir", key=lambda dirs: dirs.map(_trial_index), kind="mergesort", ignore_index=True)
+
+
+TRIAL_FOLDER = re.compile(r"^_?trial_[0-9a-f]+(?:_\d{5})?_(\d+)_")  # _trial_0d0af_00000_0_..., _trial_01b8346e_1_...
+
+
+def _trial_index(trial_dir):
+    match = TRIAL_FOLDER.match(os.path.basename(trial_dir))
+    return int(match.group(1)) if match else math.inf
