@@ -215,6 +215,7 @@ def run_search(
     """
     import ray
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
 
     spec = load_search_space(space_file)
@@ -284,12 +285,17 @@ def run_search(
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
                 search_alg=search_algorithm(spec, defaults, mode),
             ),
-            run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),
+            # CSV and JSON logs only: Tune's TensorBoard writer, added by default, closes at exit on a
+            # thread, which Python >= 3.12 refuses after an interrupt (a traceback under the error line)
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage_path, verbose=1, callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+            ),
         )
         write_record(experiment, settings)
     # Ray's own Ctrl-C handler ends the search quietly, as if it had finished; without it the
     # interrupt reaches us (Ray has saved the experiment's state for --resume all along).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # the loggers are the run config's
     start = time.perf_counter()
     try:
         with signals_interrupt():  # also SIGTERM, and Ctrl-C where the process started ignoring it
