@@ -8,7 +8,7 @@
         a Ray Tune search of --model over SPACE.yaml (see properties/tune/)
     --recommend=CHECKPOINT [--topk=10] [--users=FILE | --candidates=FILE] [--keep_held_out] [--device=cpu] [--output=FILE]
         the top-k items of every user (CSV; Parquet for a .parquet name), or the scores of candidate rows
-    --compare=DiffRec,recbole.DiffRec,BPR [--seeds=2020,2021,2022] [--reference=DiffRec] [--output=comparison]
+    --compare=DiffRec,recbole.DiffRec,BPR [--seeds=2020,2021,2022] [--reference=DiffRec] [--jobs=1] [--output=comparison]
         train each model with each seed on one split; write mean ± std, p-values against the
         reference (md, csv) and a page with figures (html); --seeds alone does this for --model
 """
@@ -70,7 +70,7 @@ def compare(args, overrides):
     output = args.output or "comparison"
     run_comparison(
         models, args.dataset, args.config_file_list, overrides, output_dir=output, seeds=args.seeds, reference=args.reference,
-        tune_trials=args.tune_trials, ray_address=args.ray_address, resume=args.resume,
+        tune_trials=args.tune_trials, ray_address=args.ray_address, resume=args.resume, jobs=args.jobs,
     )
     with open(os.path.join(output, "comparison.md"), encoding="utf-8") as f:
         print(f.read())

@@ -247,6 +247,7 @@ def test_a_broken_row_inside_a_run_log_is_named(tmp_path):
         (["--compare=DiffRec,DiffRec"], "names DiffRec more than once"),
         (["--compare=DiffRec,BPR", "--tune_trials=0", "--output=out"], "--tune_trials=0: give an integer >= 1"),
         (["--compare=DiffRec,BPR", "--tune_trials=-1", "--output=out"], "--tune_trials=-1"),
+        (["--compare=DiffRec,BPR", "--jobs=0"], "--jobs=0: give the number of runs to train at once"),
         (["--compare=DiffRec,BPR", "--reference=EASE", "--tune_trials=1", "--output=out"], "--reference 'EASE' is not one"),
         (["--compare=DiffRec,BPR", "--output=out/file/x"], "--output=out/file/x: cannot be created"),
         (["--model=DifRec"], "model 'DifRec' is neither .* did you mean DiffRec"),

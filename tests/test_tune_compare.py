@@ -241,9 +241,12 @@ def test_per_user_values_average_to_recboles_metrics():
 def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     out = tmp_path / "out"
     runs = compare(
-        ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021]
+        ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021],
+        jobs=2,
     )
+    # two at once, each on half the threads; the runs come back in the models' and seeds' order
     assert [(run["model"], run["seed"]) for run in runs] == [("DiffRec", 2020), ("DiffRec", 2021), ("BPR", 2020), ("BPR", 2021)]
+    assert {run["threads"] for run in runs} == {max(1, os.cpu_count() // 2)}
     # one split for every seed: the same test users, and seeds change the result
     assert set(runs[0]["per_user"]["recall@20"]) == set(runs[3]["per_user"]["recall@20"])
     assert runs[0]["test_result"] != runs[1]["test_result"]
@@ -274,24 +277,26 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
 def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
     import recbole_diffusion.quick_start.compare as compare_module
 
-    real = compare_module._run_in_fresh_process
-    monkeypatch.setattr(compare_module, "_run_in_fresh_process", lambda context, model, dataset, files, overrides: (
-        {"model": model, "seed": overrides["seed"], "error": "RuntimeError: boom"} if overrides["seed"] == 2021
-        else real(context, model, dataset, files, overrides)
-    ))
+    real = compare_module._result
+
+    def seed_2021_crashes(receive, child, model, seed):
+        run = real(receive, child, model, seed)
+        return {"model": model, "seed": seed, "error": "RuntimeError: boom"} if seed == 2021 else run
+
+    monkeypatch.setattr(compare_module, "_result", seed_2021_crashes)
     runs = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
     assert runs[1] == {"model": "BPR", "seed": 2021, "error": "RuntimeError: boom", "settings": runs[1]["settings"]}
     text = (tmp_path / "comparison.md").read_text()
     assert "BPR, seed 2021: RuntimeError: boom" in text and "| 1 |" in text  # one finished seed in the mean
     assert [row["status"] for row in csv.DictReader((tmp_path / "runs.csv").open())] == ["finished", "crashed"]
     # a rerun keeps the finished seed and runs the crashed one again
-    monkeypatch.setattr(compare_module, "_run_in_fresh_process", real)
+    monkeypatch.setattr(compare_module, "_result", real)
     again = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
     assert again[0]["wall_s"] == runs[0]["wall_s"] and "error" not in again[1]
 
 
 def test_a_run_whose_process_dies_is_reported_with_its_exit_code():
-    from recbole_diffusion.quick_start.compare import _run_in_fresh_process
+    from recbole_diffusion.quick_start.compare import _run_in_fresh_processes
 
     def kill_the_child():
         while not multiprocessing.active_children():
@@ -300,33 +305,36 @@ def test_a_run_whose_process_dies_is_reported_with_its_exit_code():
 
     killer = threading.Thread(target=kill_the_child)
     killer.start()
-    result = _run_in_fresh_process(multiprocessing.get_context("spawn"), "BPR", "ml-100k", None, {"seed": 7, "epochs": 100})
+    results = {}
+    _run_in_fresh_processes(
+        multiprocessing.get_context("spawn"), "ml-100k", None, [("a", "BPR", {"seed": 7, "epochs": 100})], 1, results.__setitem__
+    )
     killer.join()
-    assert result == {"model": "BPR", "seed": 7, "error": "the run's process ended without a result (exit code -9)"}
+    assert results == {"a": {"model": "BPR", "seed": 7, "error": "the run's process ended without a result (exit code -9)"}}
 
 
-def test_a_terminated_comparison_ends_its_run_and_says_how_to_resume(tmp_path):
+def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path):
     entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
     parent = subprocess.Popen(
-        [sys.executable, str(entry), "--compare=BPR", "--seeds=2020", "--epochs=300", f"--output={tmp_path / 'out'}"],
+        [sys.executable, str(entry), "--compare=BPR", "--seeds=2020,2021", "--jobs=2", "--epochs=300", f"--output={tmp_path / 'out'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "log").rglob("*.log")) and time.monotonic() < deadline:
-        time.sleep(0.5)  # until the run has started to log
-    run = [int(pid) for pid in children.read_text().split()]
+    deadline = time.monotonic() + 180
+    while len(list((tmp_path / "log").rglob("*.log"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)  # until both runs have started to log
+    runs = [int(pid) for pid in children.read_text().split()]
     parent.send_signal(signal.SIGTERM)
     _, err = parent.communicate(timeout=60)
     assert parent.returncode == 1
     assert err.strip().splitlines()[-1] == (
-        f"error: the comparison was interrupted during BPR, seed 2020; the finished runs are kept in "
+        f"error: the comparison was interrupted during BPR, seed 2020 and BPR, seed 2021; the finished runs are kept in "
         f"{tmp_path / 'out' / 'runs.jsonl'}: the same command resumes"
     )
-    deadline = time.monotonic() + 30  # the run is ended at once; multiprocessing's resource tracker follows
-    while any(map(_running, run)) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # the runs are ended at once; multiprocessing's resource tracker follows
+    while any(map(_running, runs)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert run and not any(map(_running, run))  # no orphan trains on
+    assert len(runs) >= 2 and not any(map(_running, runs))  # no orphan trains on
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])

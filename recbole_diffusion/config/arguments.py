@@ -39,6 +39,9 @@ def build_parser(description=None):
     parser.add_argument(
         "--seeds", type=seed_list, default=None, help="comma-separated seeds: one fresh run per model and seed, same split"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="with --compare: runs (model x seed) trained at once, each on an equal share of the CPUs"
+    )
     parser.add_argument("--reference", type=str, default=None, help="model the others are tested against (default: the first)")
     parser.add_argument(
         "--tune_trials", type=int, default=None, help="with --compare: tune every model with this many trials first (equal budgets)"

@@ -10,6 +10,7 @@ import resource
 import threading
 import time
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 
 import torch
 
@@ -144,7 +145,7 @@ class ComparisonInterrupted(RuntimeError):
 
 def compare(
     models, dataset, config_file_list=None, config_dict=None, model_config=None, output_dir=None, seeds=None, reference=None,
-    tune_trials=None, ray_address=None, resume=False,
+    tune_trials=None, ray_address=None, resume=False, jobs=1,
 ):
     """Run every model with every seed, each (model, seed) in a fresh process, on one split.
 
@@ -156,7 +157,8 @@ def compare(
     A crashed run is kept with its error (``"error"``), never dropped. Returns the runs; with
     ``output_dir``, writes the report (:func:`..report.write_report`) and logs every run in
     ``runs.jsonl`` there: a rerun reuses the finished runs whose own settings are unchanged and runs
-    the crashed ones again.
+    the crashed ones again. ``jobs`` runs train at once (each with an equal share of the CPU
+    threads); the log and the report keep the models' and seeds' order.
 
     With ``tune_trials`` N, every model is first tuned on validation with the same budget: N trials
     of its space ``properties/tune/<Model>.yaml`` (TPE, the defaults first, ASHA from epoch
@@ -166,7 +168,7 @@ def compare(
     ``<output_dir>/tuning/`` and resume.
     """
     config_dict, model_config = config_dict or {}, model_config or {}
-    check_request(models, output_dir, reference, tune_trials)
+    check_request(models, output_dir, reference, tune_trials, jobs)
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
@@ -188,26 +190,36 @@ def compare(
     }
     log = os.path.join(output_dir, "runs.jsonl") if output_dir else None
     logged = read_jsonl(log) if log else []
-    runs, context = [], get_context("spawn")
+    settings = {
+        model: json.loads(json.dumps({**common, "model_config": model_config.get(model, {})}, default=str)) for model in models
+    }
+    done, pending = {}, []
     for model in models:
         label = configs[model].model_label
-        settings = json.loads(json.dumps({**common, "model_config": model_config.get(model, {})}, default=str))
         for seed in seeds:
             run = next((
-                r for r in logged if r["model"] == label and r["seed"] == seed and r.get("settings") == settings and "error" not in r
+                r for r in logged if r["model"] == label and r["seed"] == seed and r.get("settings") == settings[model] and "error" not in r
             ), None)  # a crashed run is logged for the record and run again
-            if run is None:
-                overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
-                overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
-                try:
-                    run = _run_in_fresh_process(context, label, dataset, config_file_list, overrides)
-                except KeyboardInterrupt:
-                    kept = f"the finished runs are kept in {log}: the same command resumes" if log else "no --output, nothing kept"
-                    raise ComparisonInterrupted(f"the comparison was interrupted during {model}, seed {seed}; {kept}") from None
-                run["settings"] = settings
-                if log:
-                    append_jsonl(log, run)
-            runs.append(run)
+            if run is not None:
+                done[model, seed] = run
+                continue
+            overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
+            overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
+            pending.append(((model, seed), label, overrides))
+
+    def finished(key, run):
+        run["settings"] = settings[key[0]]
+        if log:
+            append_jsonl(log, run)
+        done[key] = run
+
+    try:
+        _run_in_fresh_processes(get_context("spawn"), dataset, config_file_list, pending, jobs, finished)
+    except RunsInterrupted as interrupted:
+        kept = f"the finished runs are kept in {log}: the same command resumes" if log else "no --output, nothing kept"
+        during = " and ".join(f"{model}, seed {seed}" for model, seed in interrupted.running)
+        raise ComparisonInterrupted(f"the comparison was interrupted during {during}; {kept}") from None
+    runs = [done[model, seed] for model in models for seed in seeds]
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
         budget = f"each tuned with {tune_trials} trials (its defaults first, TPE, ASHA on valid), " if tune_trials else "defaults, "
@@ -232,9 +244,10 @@ def compare(
     return runs
 
 
-def check_request(models, output_dir, reference, tune_trials):
+def check_request(models, output_dir, reference, tune_trials, jobs=1):
     """What a comparison is asked for, checked before any data is loaded: distinct models, a
-    reference among them, a budget of at least one trial, and an output folder it can write."""
+    reference among them, a budget of at least one trial, at least one job, and an output folder it
+    can write."""
     repeated = sorted({model for model in models if models.count(model) > 1})
     if repeated:
         raise ConfigError(f"--compare names {', '.join(repeated)} more than once; give each model once (--seeds repeats runs)")
@@ -242,6 +255,8 @@ def check_request(models, output_dir, reference, tune_trials):
         raise ConfigError(f"--reference {reference!r} is not one of the compared models {models}")
     if tune_trials is not None and not (is_int(tune_trials) and tune_trials >= 1):
         raise ConfigError(f"--tune_trials={tune_trials!r}: give an integer >= 1 (leave it out for a comparison of the defaults)")
+    if not (is_int(jobs) and jobs >= 1):
+        raise ConfigError(f"--jobs={jobs!r}: give the number of runs to train at once, an integer >= 1")
     if tune_trials and not output_dir:
         raise ConfigError("a tuned comparison (--tune_trials) needs an --output folder for its searches")
     if output_dir:
@@ -306,31 +321,60 @@ def search_space_file(model):
     raise ConfigError(f"--tune_trials: no search space for {model} (expected properties/tune/{model}.yaml)")
 
 
-def _run_in_fresh_process(context, model, dataset, config_file_list, overrides):
-    """One (model, seed) run in a fresh interpreter. A crash comes back as the run's ``error``; an
-    interrupt of this process (Ctrl-C, SIGTERM) ends the child too, and a child whose parent died
-    (``kill -9``) ends itself, so that no orphan trains on."""
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(send, os.getpid(), model, dataset, config_file_list, overrides))
+class RunsInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while runs were training; ``running``: the (model, seed) keys they had."""
+
+    def __init__(self, running):
+        super().__init__()
+        self.running = running
+
+
+def _run_in_fresh_processes(context, dataset, config_file_list, pending, jobs, finished):
+    """Train each pending ``(key, model, overrides)`` in a fresh interpreter, at most ``jobs`` at
+    once, and call ``finished(key, run)`` as each ends (in the order they end). A crash comes back
+    as the run's ``error``. An interrupt of this process (Ctrl-C, SIGTERM) ends every running child
+    and raises :class:`RunsInterrupted`; a child whose parent died (``kill -9``) ends itself, so
+    that no orphan trains on. With ``jobs`` > 1, each child gets an equal share of the CPU threads."""
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    waiting, running = list(pending), {}  # running: the child's pipe -> (key, model, seed, child)
     try:
         with signals_interrupt():
-            child.start()
-            send.close()
-            result = receive.recv()
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    key, model, overrides = waiting.pop(0)
+                    receive, send = context.Pipe(duplex=False)
+                    child = context.Process(target=_child, args=(send, os.getpid(), model, dataset, config_file_list, overrides, threads))
+                    child.start()
+                    send.close()
+                    running[receive] = (key, model, overrides["seed"], child)
+                for receive in wait(list(running)):
+                    key, model, seed, child = running.pop(receive)
+                    finished(key, _result(receive, child, model, seed))
+    except KeyboardInterrupt:
+        raise RunsInterrupted([key for key, *_ in running.values()]) from None
+    finally:
+        for *_, child in running.values():
+            if child.is_alive():
+                child.terminate()
+            child.join()
+
+
+def _result(receive, child, model, seed):
+    """The run a finished child sent, or the error it ended with."""
+    try:
+        result = receive.recv()
     except EOFError:  # killed, or died in native code, before it could answer
         child.join()
         result = {"error": f"the run's process ended without a result (exit code {child.exitcode})"}
-    except BaseException:
-        if child.is_alive():
-            child.terminate()
-            child.join()
-        raise
     child.join()
-    return result if "error" not in result else {"model": model, "seed": overrides["seed"], **result}
+    return result if "error" not in result else {"model": model, "seed": seed, **result}
 
 
-def _child(send, parent, model, dataset, config_file_list, config_dict):
+def _child(send, parent, model, dataset, config_file_list, config_dict, threads=None):
     import recbole_diffusion  # noqa: F401  (the child is a fresh interpreter: install the hooks)
+
+    if threads is not None:
+        torch.set_num_threads(threads)
 
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
     try:
