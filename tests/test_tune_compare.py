@@ -104,10 +104,12 @@ def test_the_first_trial_runs_the_models_defaults(tmp_path, ray_session):
     # list, which Ray would otherwise read as more parameters
     space = write_space(
         tmp_path / "space.yaml",
-        {"dims_dnn": {"choice": [[8], [12]]}, "learning_rate": {"loguniform": [0.01, 0.1]}},
+        {"dims_dnn": {"choice": [[8], [12]]}, "learning_rate": {"loguniform": [0.01, 0.1]}, "steps": {"choice": [2, 3]}},
         num_samples=2, keep_checkpoints=2, seed=3, config={**TINY, "epochs": 1},
     )
-    best, trials = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="defaults")
+    # a key set by the caller (--steps=4) is held there, not searched
+    best, trials = run_search("DiffRec", "ml-100k", space, config_dict={"steps": 4}, storage_path=str(tmp_path / "ray"), name="defaults")
+    assert "steps" not in trials and best["config"].get("steps", 4) == 4
     assert len(trials) == 2 and (trials.status != "error").all()
     defaults, sampled = trials[trials.defaults].iloc[0], trials[~trials.defaults].iloc[0]
     assert trials.defaults.sum() == 1 and trials.defaults.iloc[0]  # the first trial
@@ -115,7 +117,15 @@ def test_the_first_trial_runs_the_models_defaults(tmp_path, ray_session):
     assert sampled.dims_dnn in ([8], [12]) and 0.01 <= sampled.learning_rate <= 0.1
     _, model, *_ = load_data_and_model(defaults.checkpoint)
     assert [layer.out_features for layer in model.denoiser.in_layers][:1] == [16]  # the model ran the defaults
+    assert model.diffusion.steps == 4
     assert isinstance(best["config"]["dims_dnn"], list)
+
+
+def test_a_search_of_only_keys_you_set_is_refused(tmp_path, ray_session):
+    space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [2, 3]}})
+    with pytest.raises(ConfigError, match=r"you set every key it searches \(steps\); nothing is left to search"):
+        run_search("DiffRec", "ml-100k", space, config_dict={"steps": 4}, storage_path=str(tmp_path / "ray"))
+    assert not ray.is_initialized()
 
 
 def test_trials_find_a_file_given_by_a_relative_path(tmp_path, ray_session, monkeypatch):

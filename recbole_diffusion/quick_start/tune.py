@@ -18,9 +18,10 @@ A search space is a yaml file (ready ones per model under ``properties/tune/``):
       dropout: {uniform: [0.0, 0.5]}
       embedding_size: {randint: [8, 65]}
 
-The first trial runs the model's own settings of the searched keys (its yaml, the config files and
-the overrides given): however small the budget, the model's defaults are among what it compares
-(unless ASHA stops that trial). Each trial is
+A searched key that the overrides (``config_dict``, the command line's ``--key=value``) set is held
+at that value and left out of the space. The first trial runs the model's own settings of the
+searched keys (its yaml and the config files): however small the budget, the model's defaults are
+among what it compares (unless ASHA stops that trial). Each trial is
 :func:`~recbole_diffusion.quick_start.objective_function`, evaluating on the
 validation set every epoch and reporting RecBole's ``valid_metric`` to Tune each time, so that
 ASHA stops weak trials early. The test set is evaluated once, at the end of a trial that was not
@@ -112,6 +113,18 @@ def _check_distribution(path, key, distribution):
         raise ConfigError(f"{where}: {kind} range [{low}, {high}] is empty (low must be < high)")
     if kind == "loguniform" and low <= 0:
         raise ConfigError(f"{where}: loguniform needs low > 0, got {low}")
+
+
+def searched_keys(space, path, given):
+    """The space less the keys ``given`` sets (the command line's ``--key=value``): a value you set
+    is kept, not searched, and the search says so."""
+    fixed = [key for key in space if key in given]
+    if fixed and len(fixed) == len(space):
+        raise ConfigError(f"search space '{path}': you set every key it searches ({', '.join(fixed)}); nothing is left to search")
+    if fixed:
+        values = ", ".join(f"{key}={given[key]!r}" for key in fixed)
+        getLogger().warning(f"search space '{path}': {values} as you set, not searched")
+    return {key: value for key, value in space.items() if key not in fixed}
 
 
 def check_space_keys(spec, path, model, dataset, config_file_list, config_dict):
@@ -222,6 +235,7 @@ def run_search(
     if num_samples is not None:
         spec["num_samples"] = num_samples
     spec["scheduler"] = {**(spec.get("scheduler") or {}), **(scheduler or {})}
+    spec["space"] = searched_keys(spec["space"], space_file, config_dict or {})
     config_file_list = [os.path.abspath(path) for path in config_file_list or []]
     base_config = {**(spec.get("config") or {}), **(config_dict or {}), "model": model}
     if dataset is not None:
