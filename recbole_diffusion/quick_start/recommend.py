@@ -64,12 +64,7 @@ def iter_recommendations(checkpoint, users=None, k=10, candidates=None, keep_hel
     seen = _seen_items(dataset, splits, config)
     history, positions = _latest_histories(test_data.dataset, config) if _sequential(test_data.dataset, config) else (None, None)
     per_chunk = max(1, config["eval_batch_size"] // dataset.item_num)
-    chunks = range(0, len(ids), per_chunk)
-    if show_progress:
-        from tqdm import tqdm
-
-        chunks = tqdm(chunks, desc="recommend", unit="chunk", total=len(chunks))
-    for start in chunks:
+    for start in _chunk_starts(len(ids), per_chunk, "recommend" if show_progress else None):
         chunk = ids[start:start + per_chunk]
         if history is None:
             interaction = train_data.dataset.join(Interaction({uid: torch.from_numpy(chunk)}))
@@ -177,12 +172,7 @@ def _score_candidates(config, model, dataset, test_data, candidates, show_progre
         missing = candidates.iloc[:, 0][positions[users] < 0]
         raise ConfigError(f"--candidates: {len(missing)} rows name users with no history in the test split, e.g. {missing.iloc[0]!r}")
     per_chunk = max(1, config["eval_batch_size"])
-    starts = range(0, len(users), per_chunk)
-    if show_progress:
-        from tqdm import tqdm
-
-        starts = tqdm(starts, desc="score", unit="chunk", total=len(starts))
-    for start in starts:
+    for start in _chunk_starts(len(users), per_chunk, "score" if show_progress else None):
         chunk_users, chunk_items = users[start:start + per_chunk], items[start:start + per_chunk]
         if history is None:
             interaction = test_data.dataset.join(Interaction({uid: torch.from_numpy(chunk_users), iid: torch.from_numpy(chunk_items)}))
@@ -244,3 +234,13 @@ def write_recommendations(chunks, path):
             os.remove(tmp)
     getLogger().info(f"{rows} rows written to {path}")
     return rows
+
+
+def _chunk_starts(total, per_chunk, progress=None):
+    """The first row of each chunk; with ``progress`` (its label), behind a progress bar."""
+    starts = range(0, total, per_chunk)
+    if progress is None:
+        return starts
+    from tqdm import tqdm
+
+    return tqdm(starts, desc=progress, unit="chunk", total=len(starts))
