@@ -74,8 +74,9 @@ class Config(recbole.config.Config):
     def _build_yaml_loader(self):
         """RecBole's yaml reading (its float resolver included) on PyYAML's SafeLoader: a config
         file holds data only (RecBole's FullLoader resolves ``!!python/name:`` tags to objects)."""
-        super()._build_yaml_loader()  # adds RecBole's resolver to FullLoader: take its resolvers over
-        SafeYamlLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
+        if "yaml_implicit_resolvers" not in vars(SafeYamlLoader):  # once: RecBole appends its resolver on every call
+            super()._build_yaml_loader()  # adds RecBole's resolver to FullLoader: take its resolvers over
+            SafeYamlLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
         return SafeYamlLoader
 
     def _load_config_files(self, file_list):
