@@ -405,7 +405,7 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
         assert all(f"{key}=" in line for key in tuned[model])
         assert line.endswith("(its defaults won the search)") == trials.defaults[trials.valid_score.idxmax()]
     title = (out / "comparison.md").read_text().splitlines()[0]
-    assert "each tuned with 2 trials (its defaults first, TPE" in title and "at most 1 epochs, early stopping after 4 validations every 5 epochs (EASE: fitted once)" in title
+    assert "each tuned with 2 trials (its defaults first, TPE" in title and "at most 1 epochs, validated every 5 epochs, stopped after 4 validations without gain (EASE: fitted once)" in title
     assert all(pd.read_csv(out / "tuning" / model / "trials.csv").defaults.iloc[0] for model in ("BPR", "EASE"))
 
 
@@ -413,8 +413,17 @@ def test_a_tuned_comparison_trains_to_early_stopping_unless_told_otherwise():
     from recbole_diffusion.quick_start.compare import CONVERGENCE, convergence_protocol
 
     bpr = Config(model="BPR", dataset="ml-100k")
-    assert convergence_protocol(bpr) == CONVERGENCE == {"epochs": 1000, "eval_step": 5, "stopping_step": 4}
-    assert convergence_protocol(Config(model="BPR", dataset="ml-100k", config_dict={"epochs": 30})) == {"eval_step": 5, "stopping_step": 4}
+    assert convergence_protocol(bpr) == CONVERGENCE
+    assert convergence_protocol(Config(model="BPR", dataset="ml-100k", config_dict={"epochs": 30})) == {"eval_step": 5, "stopping_step": 3}
+    # the DiffRec protocol: RecBole's early stopping ends training 20 epochs after the best validation
+    from recbole.utils import early_stopping
+
+    best, steps = -1.0, 0
+    for validation, score in enumerate([0.1, 0.2] + [0.15] * 10):
+        best, steps, stop, _ = early_stopping(score, best, steps, max_step=CONVERGENCE["stopping_step"])
+        if stop:
+            break
+    assert (validation - 1) * CONVERGENCE["eval_step"] == 20
     assert convergence_protocol(Config(model="EASE", dataset="ml-100k")) == {}  # fitted once: validates once
 
 
