@@ -380,6 +380,13 @@ def _running(pid):
         return False
 
 
+def test_compare_refuses_models_that_would_be_tested_on_different_data(tmp_path):
+    other_split = {"eval_args": {"split": {"RS": [0.7, 0.1, 0.2]}, "order": "RO", "group_by": "user", "mode": "full"}}
+    with pytest.raises(ConfigError, match=r"tested on different data, 'eval_args' differs \(BPR: .*'RS': \[0.8, 0.1, 0.1\].*EASE: .*0.7"):
+        compare(["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1}, model_config={"EASE": other_split}, output_dir=str(tmp_path))
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
 def test_compare_refuses_to_mix_model_types():
     with pytest.raises(ConfigError, match=r"mixes model types: DiffRec \(general\), SASRec \(sequential\)"):
         compare(["DiffRec", "SASRec"], "ml-100k", config_dict={"epochs": 1})

@@ -23,6 +23,11 @@ SPLIT_FAMILIES = {
     "GENERAL": "general", "TRADITIONAL": "general", "KNOWLEDGE": "general",
     "SEQUENTIAL": "sequential", "CONTEXT": "context-aware", "DECISIONTREE": "context-aware",
 }
+# What decides a model's test set: compared models must agree on every one of these.
+SPLIT_KEYS = (
+    "eval_args", "benchmark_filename", "rm_dup_inter", "val_interval", "filter_inter_by_user_or_item",
+    "user_inter_num_interval", "item_inter_num_interval",
+)
 # Every model is evaluated as the first one is (its metrics, cut-offs and selection metric).
 SHARED_EVALUATION_KEYS = ("metrics", "topk", "valid_metric")
 # A tuned comparison trains every trial and run to early stopping, as the DiffRec protocol does:
@@ -418,7 +423,7 @@ def runs_metric_names(runs):
 
 def plan(models, dataset, config_file_list, config_dict, model_config):
     """Each model's Config (every error before any training) and the keys it lets pass for others;
-    models of different RecBole types are refused."""
+    models of different RecBole types, or that would split the data differently, are refused."""
     extra_keys, configs = keys_for_other_models(models, dataset, config_file_list, config_dict, model_config)
     types = {model: SPLIT_FAMILIES.get(configs[model]["MODEL_TYPE"].name, "other") for model in models}
     if len(set(types.values())) > 1:
@@ -428,6 +433,14 @@ def plan(models, dataset, config_file_list, config_dict, model_config):
             "(general: every user's held-out items; sequential: the next item of each history; context-aware: "
             "labelled rows), so their metrics would not describe the same test set. Compare models of one type"
         )
+    for key in SPLIT_KEYS:  # e.g. a model's own yaml with another eval_args
+        values = {model: configs[model][key] for model in models}
+        if any(value != values[models[0]] for value in values.values()):
+            listing = "; ".join(f"{model}: {value!r}" for model, value in values.items())
+            raise ConfigError(
+                f"--compare: the models would be tested on different data, '{key}' differs ({listing}). Set it once "
+                "for all of them (a config file or --key=value)"
+            )
     return configs, extra_keys
 
 
