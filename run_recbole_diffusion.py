@@ -8,7 +8,8 @@
         a Ray Tune search of --model over SPACE.yaml (see properties/tune/)
     --recommend=CHECKPOINT [--topk=10] [--users=FILE | --candidates=FILE] [--keep_held_out] [--device=cpu] [--output=FILE]
         the top-k items of every user (CSV; Parquet for a .parquet name), or the scores of candidate rows
-    --compare=DiffRec,recbole.DiffRec,BPR [--seeds=2020,2021,2022] [--reference=DiffRec] [--jobs=1] [--output=comparison]
+    --compare=DiffRec,recbole.DiffRec,BPR [--seeds=2020,2021,2022] [--reference=DiffRec] [--jobs=1] [--model_config=FILE]
+        [--output=comparison]
         train each model with each seed on one split; write mean ± std, p-values against the
         reference (md, csv) and a page with figures (html); --seeds alone does this for --model
 """
@@ -64,12 +65,14 @@ def recommend(args, overrides):
 
 def compare(args, overrides):
     """--compare=A,B (or one --model with --seeds): every model x seed, then the report."""
-    from recbole_diffusion.quick_start.compare import compare as run_comparison
+    from recbole_diffusion.quick_start.compare import compare as run_comparison, read_model_config
 
     models = [name.strip() for name in (args.compare or args.model).split(",") if name.strip()]
     output = args.output or "comparison"
+    model_config = read_model_config(args.model_config, models) if args.model_config else None
     run_comparison(
-        models, args.dataset, args.config_file_list, overrides, output_dir=output, seeds=args.seeds, reference=args.reference,
+        models, args.dataset, args.config_file_list, overrides, model_config=model_config, output_dir=output, seeds=args.seeds,
+        reference=args.reference,
         tune_trials=args.tune_trials, ray_address=args.ray_address, resume=args.resume, jobs=args.jobs,
     )
     with open(os.path.join(output, "comparison.md"), encoding="utf-8") as f:

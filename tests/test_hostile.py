@@ -26,7 +26,7 @@ import yaml
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.convert import ConvertError, diffrec_to_atomic, main as convert_main
 from recbole_diffusion.quick_start import build, load_data_and_model, run_recbole_diffusion
-from recbole_diffusion.quick_start.compare import compare
+from recbole_diffusion.quick_start.compare import compare, read_model_config
 from recbole_diffusion.quick_start.report import append_jsonl, read_jsonl
 from recbole_diffusion.quick_start.tune import RECORD_FILE, SearchError, last_run, load_search_space, run_search
 from recbole_diffusion.utils import ConfigError
@@ -87,6 +87,35 @@ def test_a_config_file_holding_python_objects_is_refused(tmp_path, tag, no_data_
     with pytest.raises(ConfigError, match="config file '.*evil.yaml': not plain YAML data"):
         Config(model="DiffRec", dataset="ml-100k", config_file_list=[str(config_file)])
     assert not marker.exists()
+
+
+def test_a_model_config_file_holding_python_objects_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    config_file = tmp_path / "models.yaml"
+    config_file.write_text(f'BPR: {{epochs: !!python/object/apply:os.system ["touch {marker}"]}}\n')
+    with pytest.raises(ConfigError, match="--model_config=.*models.yaml: not plain YAML data"):
+        read_model_config(str(config_file), ["BPR", "EASE"])
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Pop: {epochs: 1}\n", r"Pop not among the compared models \(BPR, EASE\)"),
+        ("BPR: 1\n", "give one section of keys per model"),
+        ("- BPR\n", "give one section of keys per model"),
+        ("BPR: {embedding_sise: 8}\n", "embedding_sise"),
+    ],
+)
+def test_a_bad_model_config_fails_in_one_line_before_any_data(tmp_path, text, message):
+    (tmp_path / "models.yaml").write_text(text)
+    run = subprocess.run(
+        [sys.executable, str(ENTRY), "--compare=BPR,EASE", "--model_config=models.yaml", "--output=out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert __import__("re").search(message, run.stderr.strip().splitlines()[-1]), run.stderr
+    assert not (tmp_path / "log").exists()
 
 
 def crafted_checkpoint(path, tiny_config, **stored):
@@ -248,6 +277,7 @@ def test_a_broken_row_inside_a_run_log_is_named(tmp_path):
         (["--compare=DiffRec,BPR", "--tune_trials=0", "--output=out"], "--tune_trials=0: give an integer >= 1"),
         (["--compare=DiffRec,BPR", "--tune_trials=-1", "--output=out"], "--tune_trials=-1"),
         (["--compare=DiffRec,BPR", "--jobs=0"], "--jobs=0: give the number of runs to train at once"),
+        (["--model=DiffRec", "--jobs=2"], "--jobs: only with --compare"),
         (["--compare=DiffRec,BPR", "--reference=EASE", "--tune_trials=1", "--output=out"], "--reference 'EASE' is not one"),
         (["--compare=DiffRec,BPR", "--output=out/file/x"], "--output=out/file/x: cannot be created"),
         (["--model=DifRec"], "model 'DifRec' is neither .* did you mean DiffRec"),

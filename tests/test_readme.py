@@ -12,7 +12,7 @@ import pytest
 from recbole_diffusion.config import Config
 from recbole_diffusion.config.arguments import parse_command_line
 from recbole_diffusion.data.convert import benchmark_yaml, sequence_yaml
-from recbole_diffusion.quick_start.compare import plan
+from recbole_diffusion.quick_start.compare import plan, read_model_config
 from recbole_diffusion.quick_start.tune import check_space_keys, load_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +94,7 @@ def test_command_runs_as_printed(document, command, tmp_path, monkeypatch):
         check_space_keys(spec, args.tune, args.model, args.dataset, files, {**(spec.get("config") or {}), **overrides})
     elif args.compare:
         models = args.compare.split(",")
-        plan(models, args.dataset, files, overrides, {})  # every model's Config, as --compare builds them
+        model_config = read_model_config(args.model_config, models) if args.model_config else {}
+        plan(models, args.dataset, files, overrides, model_config)  # every model's Config, as --compare builds them
     else:
         Config(model=args.model, dataset=args.dataset, config_file_list=files, config_dict=overrides)

@@ -447,6 +447,24 @@ def test_the_report_flags_a_model_stopped_by_the_epoch_cap():
     assert rows["B"]["at_cap"] and rows["B"]["best_epoch"] == 95 and rows["B"]["search_s"] is None
 
 
+def test_the_report_prints_only_what_was_measured():
+    """One seed has no standard deviation; metrics without per-user values (AUC) have no paired test."""
+    from recbole_diffusion.quick_start.report import markdown, summarise
+
+    per_user = {"recall@2": {"1": 1.0, "2": 0.0, "3": 0.5, "4": 1.0, "5": 0.0, "6": 1.0}}
+    costs = {"s_per_epoch": 1.0, "s_per_eval": 1.0, "params": 10, "peak_mem_mb": 100.0, "epochs": 5, "best_epoch": 3, "wall_s": 9.0}
+    runs = [
+        {"model": "A", "seed": 1, "test_result": {"auc": 0.8, "recall@2": 0.5833}, "per_user": per_user, **costs},
+        {"model": "B", "seed": 1, "test_result": {"auc": 0.7, "recall@2": 0.25}, **costs,
+         "per_user": {"recall@2": dict.fromkeys(per_user["recall@2"], 0.25)}},
+    ]
+    text = markdown("t", summarise(runs, "A", ["auc"]), runs, "A", ["auc"])
+    assert "| A | 0.8000 | 1 |" in text and "±" not in text.split("\n", 3)[3] and "nan" not in text
+    assert "no paired test (no per-user values of these metrics)" in text and "p-values" not in text and "bootstrap" not in text
+    text = markdown("t", summarise(runs, "A", ["recall@2"]), runs, "A", ["recall@2"])
+    assert "Holm-adjusted over the table's 1 tests" in text and "p-values against A" in text and "bootstrap interval" in text
+
+
 @pytest.mark.parametrize(
     "search, space, message",
     [

@@ -42,6 +42,10 @@ def build_parser(description=None):
     parser.add_argument(
         "--jobs", type=int, default=1, help="with --compare: runs (model x seed) trained at once, each on an equal share of the CPUs"
     )
+    parser.add_argument(
+        "--model_config", type=str, default=None,
+        help="with --compare: a yaml of per-model settings, one section per model (DIN: {mlp_hidden_size: [80, 40]})",
+    )
     parser.add_argument("--reference", type=str, default=None, help="model the others are tested against (default: the first)")
     parser.add_argument(
         "--tune_trials", type=int, default=None, help="with --compare: tune every model with this many trials first (equal budgets)"
@@ -58,6 +62,7 @@ def build_parser(description=None):
 
 
 RECOMMEND_FLAGS = ("users", "candidates", "keep_held_out", "device")
+COMPARE_FLAGS = ("model_config", "jobs", "reference", "tune_trials")
 
 
 def seed_list(text):
@@ -106,4 +111,8 @@ def parse_command_line(argv, description=None):
             overrides["topk"] = parse_value(args.topk)
     else:
         args.topk = 10 if args.topk is None else parse_value(args.topk)
+    if not (args.compare or args.seeds):
+        given = [f"--{flag}" for flag in COMPARE_FLAGS if getattr(args, flag) != build_parser().get_default(flag)]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: only with --compare (or --seeds)")
     return args, overrides

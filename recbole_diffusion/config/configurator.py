@@ -19,7 +19,17 @@ DEFAULT_DATASET = "ml-100k"  # ships inside RecBole: runs without a download
 
 
 class SafeYamlLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader with RecBole's implicit resolvers (set by :meth:`Config._build_yaml_loader`)."""
+    """PyYAML's SafeLoader with RecBole's implicit resolvers (set by :func:`safe_yaml_loader`)."""
+
+
+def safe_yaml_loader():
+    """RecBole's yaml reading (its float resolver included: ``1e-4`` is a float) on PyYAML's
+    SafeLoader: a config file holds data only (RecBole's FullLoader resolves ``!!python/name:``
+    tags to objects)."""
+    if "yaml_implicit_resolvers" not in vars(SafeYamlLoader):  # once: RecBole appends its resolver on every call
+        recbole.config.Config._build_yaml_loader(None)  # adds RecBole's resolver to FullLoader: take its resolvers over
+        SafeYamlLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
+    return SafeYamlLoader
 
 
 class Config(recbole.config.Config):
@@ -72,12 +82,7 @@ class Config(recbole.config.Config):
             final.update(state="error", show_progress=False, verbose=False)
 
     def _build_yaml_loader(self):
-        """RecBole's yaml reading (its float resolver included) on PyYAML's SafeLoader: a config
-        file holds data only (RecBole's FullLoader resolves ``!!python/name:`` tags to objects)."""
-        if "yaml_implicit_resolvers" not in vars(SafeYamlLoader):  # once: RecBole appends its resolver on every call
-            super()._build_yaml_loader()  # adds RecBole's resolver to FullLoader: take its resolvers over
-            SafeYamlLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.FullLoader.yaml_implicit_resolvers.items()}
-        return SafeYamlLoader
+        return safe_yaml_loader()
 
     def _load_config_files(self, file_list):
         loaded = {}

@@ -178,23 +178,28 @@ def markdown(title, summary, runs, reference, metrics, settings=None, searches=N
     models = list(dict.fromkeys(run["model"] for run in runs))
     cell = {(row["model"], row["metric"]): row for row in summary}
     tests = sum(1 for row in summary if not math.isnan(row["p_value"]))
-    lines = [f"# {title}", "", f"Mean ± std over seeds of the test metrics; ▲ / ▼: better / worse than {reference} "
-             f"(two-sided Wilcoxon signed-rank over test users, Holm-adjusted over the table's {tests} tests, p < {SIGNIFICANCE}).", ""]
+    if tests:
+        significance = (f"▲ / ▼: better / worse than {reference} (two-sided Wilcoxon signed-rank over test users, "
+                        f"Holm-adjusted over the table's {tests} tests, p < {SIGNIFICANCE})")
+    else:  # one model, or metrics without per-user values (AUC, LogLoss)
+        significance = f"no paired test ({'one model' if len(models) == 1 else 'no per-user values of these metrics'})"
+    lines = [f"# {title}", "", f"Mean ± std over seeds (std from 2 seeds on) of the test metrics; {significance}.", ""]
     lines += ["| model | " + " | ".join(metrics) + " | seeds |", "|---|" + "---|" * (len(metrics) + 1)]
     for model in models:
-        values = [f"{cell[model, m]['mean']:.4f} ± {cell[model, m]['std']:.4f}{_mark(cell[model, m])}" for m in metrics]
+        values = [_mean_std(cell[model, m]) + _mark(cell[model, m]) for m in metrics]
         lines.append(f"| {model} | " + " | ".join(values) + f" | {cell[model, metrics[0]]['seeds']} |")
-    lines += ["", f"Holm-adjusted p-values against {reference} (raw ones in summary.csv):", "",
-              "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    for model in models:
-        if model != reference:
-            lines.append(f"| {model} | " + " | ".join(f"{cell[model, m]['p_holm']:.3g}" for m in metrics) + " |")
-    lines += ["", f"Relative difference to {reference} of the mean over users, with its 95 % paired bootstrap interval "
-              f"({BOOTSTRAP_SAMPLES} resamples of the test users):", "",
-              "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    for model in models:
-        if model != reference:
-            lines.append(f"| {model} | " + " | ".join(_relative(cell[model, m]) for m in metrics) + " |")
+    if tests:
+        lines += ["", f"Holm-adjusted p-values against {reference} (raw ones in summary.csv):", "",
+                  "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for model in models:
+            if model != reference:
+                lines.append(f"| {model} | " + " | ".join("" if math.isnan(cell[model, m]["p_holm"]) else f"{cell[model, m]['p_holm']:.3g}" for m in metrics) + " |")
+        lines += ["", f"Relative difference to {reference} of the mean over users, with its 95 % paired bootstrap interval "
+                  f"({BOOTSTRAP_SAMPLES} resamples of the test users):", "",
+                  "| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for model in models:
+            if model != reference:
+                lines.append(f"| {model} | " + " | ".join(_relative(cell[model, m]) for m in metrics) + " |")
     costs = cost_summary(runs)
     lines += ["", "| model | " + " | ".join(label for _, label in COSTS) + " |", "|---|" + "---|" * len(COSTS)]
     for model, values in costs.items():
@@ -214,6 +219,13 @@ def markdown(title, summary, runs, reference, metrics, settings=None, searches=N
         lines += ["", "Crashed runs (not in the means):", ""]
         lines += [f"- {run['model']}, seed {run['seed']}: {run['error']}" for run in crashed]
     return "\n".join(lines) + "\n"
+
+
+def _mean_std(row):
+    """'0.1234 ± 0.0012'; the mean alone from one seed (a standard deviation needs two)."""
+    if math.isnan(row["mean"]):
+        return ""
+    return f"{row['mean']:.4f}" + (f" ± {row['std']:.4f}" if row["seeds"] > 1 else "")
 
 
 def _relative(row):
@@ -265,7 +277,9 @@ def write_html(path, title, summary, runs, reference, metrics):
             go.Bar(
                 name=model, x=metrics, y=[r["mean"] for r in rows], marker_color=color, legendgroup=model, offsetgroup=model,
                 error_y={"type": "data", "array": [r["std"] for r in rows], "visible": True},
-                hovertext=[f"{model} {r['metric']}: {r['mean']:.4f} ± {r['std']:.4f}, Holm p = {r['p_holm']:.3g}" for r in rows],
+                hovertext=[
+                    f"{model} {r['metric']}: {_mean_std(r)}" + ("" if math.isnan(r["p_holm"]) else f", Holm p = {r['p_holm']:.3g}") for r in rows
+                ],
             ),
             row=1, col=1,
         )
