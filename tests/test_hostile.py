@@ -228,8 +228,8 @@ def test_a_resume_with_other_settings_is_refused_naming_them(tmp_path):
     (experiment / RECORD_FILE).write_text(
         '{"settings": {"model": "DiffRec", "space": {"num_samples": 1}, "config": {"epochs": 1}, "config_files": []}, "best": null}'
     )
-    with pytest.raises(SearchError, match=r"other settings \(.*config.learning_rate.*space.config.*\)"):
-        run_search("DiffRec", "ml-100k", str(space), storage_path=str(tmp_path / "ray"), name="s", resume=True, config_dict={"learning_rate": 0.01})
+    with pytest.raises(SearchError, match=r"other settings \(.*config.steps.*space.config.*\)"):
+        run_search("DiffRec", "ml-100k", str(space), storage_path=str(tmp_path / "ray"), name="s", resume=True, config_dict={"steps": 5})
 
 
 # --- two runs sharing a checkpoint folder --------------------------------------------------------
