@@ -271,6 +271,7 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     low, relative, high = (float(bpr["recall@20"][key]) for key in ("relative_low", "relative", "relative_high"))
     assert low <= relative <= high
     assert "± " in (out / "comparison.md").read_text() and "p-values against DiffRec" in (out / "comparison.md").read_text()
+    assert "- every model (--key=value): epochs=2, steps=5, dims_dnn=[16]\n" in (out / "comparison.md").read_text()
     assert len(list(csv.DictReader((out / "runs.csv").open()))) == 4
     # a rerun with the same settings reuses the log instead of training again
     again = compare(["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021])

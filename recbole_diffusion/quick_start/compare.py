@@ -242,16 +242,21 @@ def compare(
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
             f"{budget}at most {epochs} epochs{stopping}{fitted_text}, valid {first['valid_metric']}"
         )
+        given = {key: value for key, value in config_dict.items() if key != "extra_config_keys"}
         settings_text = {
-            configs[model].model_label: ", ".join(
-                f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in model_config[model].items()
-            )
-            + (" (its defaults won the search)" if model in from_defaults else "")
-            for model in models if model_config.get(model)
+            **({"every model (--key=value)": _settings_text(given)} if given else {}),
+            **{
+                configs[model].model_label: _settings_text(model_config[model]) + (" (its defaults won the search)" if model in from_defaults else "")
+                for model in models if model_config.get(model)
+            },
         }
         searches = {configs[model].model_label: wall for model, wall in search_wall.items()}
         write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs), settings_text, searches)
     return runs
+
+
+def _settings_text(values):
+    return ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in values.items())
 
 
 def read_model_config(path, models):
