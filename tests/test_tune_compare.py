@@ -248,6 +248,38 @@ def test_per_user_values_average_to_recboles_metrics():
     assert values["recall@3"] == {"11": 1.0, "12": 0.0, "13": 0.5, "14": 1.0}
 
 
+def test_per_user_auc_and_logloss_are_each_users_own():
+    """Labelled rows (CTR): AUC and LogLoss over each user's rows, by RecBole's metric code; with equal
+    rows per user, the users' LogLoss averages to RecBole's."""
+    import torch
+    from recbole.evaluator import Evaluator
+    from recbole.evaluator.collector import DataStruct
+
+    config = Config(model="HPMN", dataset="ml-100k")
+    scores = torch.tensor([0.9, 0.2, 0.4, 0.3, 0.6, 0.7, 0.1, 0.8, 0.5])
+    labels = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    users = [7, 7, 7, 8, 8, 8, 9, 9, 9]  # user 9 has positives only: no AUC
+    struct = DataStruct()
+    struct.set("rec.score", scores)
+    struct.set("data.label", labels)
+    evaluator = Evaluator(config)
+    values = per_user_values(evaluator, struct, users)
+    assert values["auc"] == {"7": 1.0, "8": 0.5}  # user 8: its positive (0.6) above one negative of two
+    expected = -(math.log(0.9) + math.log(0.8) + math.log(0.6)) / 3
+    assert math.isclose(values["logloss"]["7"], expected, rel_tol=1e-6)  # float32 scores
+    assert math.isclose(sum(values["logloss"].values()) / 3, evaluator.evaluate(struct)["logloss"], abs_tol=1e-4)
+
+
+def test_a_smaller_is_better_metric_is_better_when_it_falls():
+    from recbole_diffusion.quick_start.report import summarise
+
+    users = [str(u) for u in range(30)]
+    reference = {"model": "A", "seed": 1, "test_result": {"logloss": 0.5}, "per_user": {"logloss": dict.fromkeys(users, 0.5)}}
+    lower = {"model": "B", "seed": 1, "test_result": {"logloss": 0.4}, "per_user": {"logloss": {u: 0.4 - i * 1e-3 for i, u in enumerate(users)}}}
+    rows = summarise([reference, lower], "A", ["logloss"])
+    assert rows[1]["direction"] == "better" and rows[1]["p_holm"] < 0.05
+
+
 def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     out = tmp_path / "out"
     runs = compare(

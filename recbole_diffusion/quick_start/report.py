@@ -1,7 +1,7 @@
 """Statistics and the written report of a comparison over seeds.
 
-- :func:`per_user_values`: each test user's value of every top-k metric, from RecBole's own
-  evaluation data (the same numbers RecBole averages).
+- :func:`per_user_values`: each test user's value of every top-k metric (and of AUC / LogLoss over
+  the user's own rows), from RecBole's own evaluation data (the same numbers RecBole averages).
 - :func:`paired_test`: Wilcoxon signed-rank test between two models over the users both were
   tested on (each user's value averaged over the seeds first).
 - :func:`summarise`: mean ± std over seeds per model and metric, the p-value and direction against
@@ -17,7 +17,8 @@ import os
 import warnings
 
 import numpy as np
-from recbole.evaluator.base_metric import TopkMetric
+from recbole.evaluator.base_metric import LossMetric, TopkMetric
+from recbole.evaluator.register import smaller_metrics
 
 from recbole_diffusion.utils.checks import ConfigError
 
@@ -28,9 +29,17 @@ BOOTSTRAP_SAMPLES = 2000
 
 
 def per_user_values(evaluator, struct, users):
-    """{'recall@20': {user id: value}, ...} for every top-k metric of RecBole's ``evaluator``."""
-    if "rec.topk" not in struct or len(users) != len(struct.get("rec.topk")):
-        return {}
+    """{'recall@20': {user id: value}, ...} for every top-k metric of RecBole's ``evaluator``, and,
+    for labelled rows (CTR), {'auc': ..., 'logloss': ...}: each user's own value over their rows
+    (AUC of users with both labels only), by RecBole's own metric code."""
+    if "rec.topk" in struct and len(users) == len(struct.get("rec.topk")):
+        return _top_k_per_user(evaluator, struct, users)
+    if "rec.score" in struct and "data.label" in struct and len(users) == len(struct.get("rec.score")):
+        return _labelled_per_user(evaluator, struct, users)
+    return {}
+
+
+def _top_k_per_user(evaluator, struct, users):
     out = {}
     for name, metric in evaluator.metric_class.items():
         if not isinstance(metric, TopkMetric):
@@ -40,6 +49,22 @@ def per_user_values(evaluator, struct, users):
         matrix = metric.metric_info(pos_index, pos_len) if takes_len else metric.metric_info(pos_index)
         for k in metric.topk:
             out[f"{name}@{k}"] = dict(zip(map(str, users), matrix[:, k - 1].tolist()))  # str: as a JSON log keeps them
+    return out
+
+
+def _labelled_per_user(evaluator, struct, users):
+    ids, rows = np.unique(np.asarray(users), return_inverse=True)
+    groups = np.split(np.argsort(rows, kind="stable"), np.cumsum(np.bincount(rows))[:-1])
+    out = {}
+    for name, metric in evaluator.metric_class.items():
+        if not isinstance(metric, LossMetric):
+            continue
+        preds, trues = metric.used_info(struct)
+        out[name] = {
+            str(user): float(metric.metric_info(preds[rows_of_user], trues[rows_of_user]))
+            for user, rows_of_user in zip(ids.tolist(), groups)
+            if name != "auc" or 0 < trues[rows_of_user].sum() < len(rows_of_user)
+        }
     return out
 
 
@@ -120,7 +145,7 @@ def summarise(runs, reference, metrics):
             rows.append(row)
     for row, adjusted in zip(rows, holm([row["p_value"] for row in rows])):
         row["p_holm"] = adjusted
-        row["direction"] = _direction(adjusted, row["difference"]) if row["model"] != reference else "reference"
+        row["direction"] = _direction(adjusted, row["difference"], row["metric"]) if row["model"] != reference else "reference"
     return rows
 
 
@@ -133,12 +158,13 @@ def _std(values):
     return float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else math.nan)
 
 
-def _direction(p_value, difference):
+def _direction(p_value, difference, metric):
     if math.isnan(p_value):
         return "n/a"
     if p_value >= SIGNIFICANCE or difference == 0:
         return "no significant difference"
-    return "better" if difference > 0 else "worse"
+    smaller_is_better = metric.split("@")[0] in smaller_metrics  # LogLoss, RMSE, MAE
+    return "better" if (difference < 0) == smaller_is_better else "worse"
 
 
 def cost_summary(runs):
@@ -178,9 +204,12 @@ def markdown(title, summary, runs, reference, metrics, settings=None, searches=N
     models = list(dict.fromkeys(run["model"] for run in runs))
     cell = {(row["model"], row["metric"]): row for row in summary}
     tests = sum(1 for row in summary if not math.isnan(row["p_value"]))
+    labelled = [m for m in metrics if "@" not in m and any(not math.isnan(cell[model, m]["p_value"]) for model in models)]
     if tests:
         significance = (f"▲ / ▼: better / worse than {reference} (two-sided Wilcoxon signed-rank over test users, "
                         f"Holm-adjusted over the table's {tests} tests, p < {SIGNIFICANCE})")
+        if labelled:  # AUC, LogLoss: the table has RecBole's value over all rows
+            significance += f"; {', '.join(labelled)} are tested and compared over each user's own value (of the user's rows)"
     else:  # one model, or metrics without per-user values (AUC, LogLoss)
         significance = f"no paired test ({'one model' if len(models) == 1 else 'no per-user values of these metrics'})"
     lines = [f"# {title}", "", f"Mean ± std over seeds (std from 2 seeds on) of the test metrics; {significance}.", ""]
