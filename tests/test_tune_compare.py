@@ -121,6 +121,28 @@ def test_the_first_trial_runs_the_models_defaults(tmp_path, ray_session):
     assert isinstance(best["config"]["dims_dnn"], list)
 
 
+def test_tpe_runs_no_config_twice_until_the_space_is_spent():
+    import optuna
+    from ray import tune
+
+    from recbole_diffusion.quick_start.searcher import DistinctOptunaSearch
+
+    space = {"k": tune.choice([10, 100]), "shrink": tune.choice([0.0, 10.0])}
+    for seed in range(5):  # the defaults first, then two trials at a time, as Ray runs them on 2 CPUs
+        searcher = DistinctOptunaSearch(
+            metric="m", mode="max", points_to_evaluate=[{"k": 100, "shrink": 0.0}], sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+        )
+        searcher.set_search_properties("m", "max", space)
+        configs = [searcher.suggest("t0"), searcher.suggest("t1")]
+        for i in range(2, 5):
+            searcher.on_trial_complete(f"t{i - 2}", {"m": 0.1 * i})
+            configs.append(searcher.suggest(f"t{i}"))
+        keys = [(config["k"], config["shrink"]) for config in configs]
+        assert keys[0] == (100, 0.0) and len(set(keys[:4])) == 4  # every combination once, the defaults first
+        assert keys[4] in keys[:4]  # then, with nothing new left, a repeat rather than no trial
+        searcher.on_trial_complete("t4", {"m": 0.5})
+
+
 def test_a_search_of_only_keys_you_set_is_refused(tmp_path, ray_session):
     space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [2, 3]}})
     with pytest.raises(ConfigError, match=r"you set every key it searches \(steps\); nothing is left to search"):

@@ -360,19 +360,21 @@ def with_defaults_in_choices(spec, config):
 
 
 def search_algorithm(spec, defaults, mode):
-    """Ray's searcher: Optuna's TPE (the default; its first ``startup_trials`` sampled at random) or
-    random sampling, seeded by the space's ``seed``, the model's defaults first where asked."""
+    """Ray's searcher: Optuna's TPE (the default; its first ``startup_trials`` sampled at random,
+    no config run twice while the space has others) or random sampling, seeded by the space's
+    ``seed``, the model's defaults first where asked."""
     points = [defaults] if defaults else None
     if spec["search"]["algorithm"] == "random":
         from ray.tune.search import BasicVariantGenerator
 
         return BasicVariantGenerator(points_to_evaluate=points, random_state=spec.get("seed"))
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from recbole_diffusion.quick_start.searcher import DistinctOptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a dropped repeat is told as failed: not a warning
     sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=spec["search"]["startup_trials"])
-    return OptunaSearch(metric=REPORTED_METRIC, mode=mode, points_to_evaluate=points, sampler=sampler)
+    return DistinctOptunaSearch(metric=REPORTED_METRIC, mode=mode, points_to_evaluate=points, sampler=sampler)
 
 
 RECORD_FILE = "recbole_diffusion_search.json"  # beside Ray's state in the experiment folder
