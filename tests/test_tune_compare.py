@@ -502,6 +502,21 @@ def test_the_report_flags_a_model_stopped_by_the_epoch_cap():
     assert rows["B"]["at_cap"] and rows["B"]["best_epoch"] == 95 and rows["B"]["search_s"] is None
 
 
+def test_the_best_validation_is_the_last_of_a_tie_as_recbole_keeps_it():
+    from recbole.utils import early_stopping
+
+    from recbole_diffusion.quick_start.report import best_validation
+
+    scores = [0.10, 0.12, 0.11, 0.12, 0.09]  # RecBole's 4-decimal scores tie
+    best, steps, saved = -1.0, 0, None
+    for epoch, score in enumerate(scores, start=1):
+        best, steps, _, update = early_stopping(score, best, steps, max_step=10)
+        saved = epoch if update else saved
+    assert best_validation(enumerate(scores, start=1)) == (saved, 0.12) == (4, 0.12)
+    assert best_validation(enumerate([0.5, 0.3, 0.3, 0.4], start=1), bigger=False) == (3, 0.3)
+    assert best_validation([]) == (None, best_validation([])[1]) and math.isnan(best_validation([])[1])
+
+
 def test_the_report_prints_only_what_was_measured():
     """One seed has no standard deviation; metrics without per-user values (AUC) have no paired test."""
     from recbole_diffusion.quick_start.report import markdown, summarise

@@ -149,6 +149,16 @@ def summarise(runs, reference, metrics):
     return rows
 
 
+def best_validation(epochs_and_scores, bigger=True):
+    """``(epoch, score)`` of the best validation, the last one of a tie: the checkpoint RecBole's
+    early stopping keeps (it resets on a score equal to the best); ``(None, nan)`` for none."""
+    best = (None, math.nan)
+    for epoch, score in epochs_and_scores:
+        if math.isnan(best[1]) or (score >= best[1] if bigger else score <= best[1]):
+            best = (epoch, float(score))
+    return best
+
+
 def mean(values):
     """The mean, NaN for no values."""
     return float(np.mean(values)) if values else math.nan

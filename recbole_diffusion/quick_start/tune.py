@@ -44,6 +44,7 @@ from logging import getLogger
 import yaml
 
 from recbole_diffusion.config.trust import check_no_code
+from recbole_diffusion.quick_start.report import best_validation
 from recbole_diffusion.utils.checks import ConfigError, is_int
 from recbole_diffusion.utils.utils import signals_interrupt
 
@@ -487,9 +488,9 @@ def _trials_table(results, space, mode, defaults, experiment):
         row["status"] = ERROR if result.error else FINISHED if finished else STOPPED
         row["error"] = type(result.error).__name__ + ": " + str(result.error).splitlines()[-1][:200] if result.error else ""
         row["reports"] = len(scores)
-        row[REPORTED_METRIC] = float((scores.max() if mode == "max" else scores.min()) if len(scores) else math.nan)
-        best = (scores.idxmax() if mode == "max" else scores.idxmin()) if len(scores) else None
-        row["best_epoch"] = float(history.at[best, "epoch"]) if best is not None and "epoch" in history else math.nan
+        epochs = history["epoch"] if "epoch" in history else [math.nan] * len(scores)
+        best_epoch, row[REPORTED_METRIC] = best_validation(zip(epochs, scores) if len(scores) else [], mode == "max")
+        row["best_epoch"] = math.nan if best_epoch is None else float(best_epoch)
         row["epochs"] = float(history["epoch"].max()) if len(history) and "epoch" in history else math.nan
         row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
         metrics = result.metrics or {}
