@@ -93,7 +93,8 @@ def parse_command_line(argv, description=None):
     Anything else (``--epochs 5`` without ``=``, a stray word) fails, naming the argument: RecBole
     would ignore it with a warning and train with the default.
     """
-    args, rest = build_parser(description).parse_known_args(argv)
+    parser = build_parser(description)
+    args, rest = parser.parse_known_args(argv)
     overrides = {}
     for arg in rest:
         name, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
@@ -112,7 +113,7 @@ def parse_command_line(argv, description=None):
     else:
         args.topk = 10 if args.topk is None else parse_value(args.topk)
     if not (args.compare or args.seeds):
-        given = [f"--{flag}" for flag in COMPARE_FLAGS if getattr(args, flag) != build_parser().get_default(flag)]
+        given = [f"--{flag}" for flag in COMPARE_FLAGS if getattr(args, flag) != parser.get_default(flag)]
         if given:
             raise ConfigError(f"{', '.join(given)}: only with --compare (or --seeds)")
     return args, overrides

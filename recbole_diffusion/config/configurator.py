@@ -32,6 +32,18 @@ def safe_yaml_loader():
     return SafeYamlLoader
 
 
+def read_yaml_file(path, name):
+    """The data of a YAML file read with :func:`safe_yaml_loader`; a file that cannot be read or is
+    not plain data fails as a :class:`ConfigError` that starts with ``name``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f.read(), Loader=safe_yaml_loader())
+    except OSError as error:
+        raise ConfigError(f"{name}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{name}: not plain YAML data ({str(error).splitlines()[0]})") from None
+
+
 class Config(recbole.config.Config):
     """RecBole's Config for plugin runs.
 
@@ -87,13 +99,7 @@ class Config(recbole.config.Config):
     def _load_config_files(self, file_list):
         loaded = {}
         for file in file_list or []:
-            try:
-                with open(file, encoding="utf-8") as f:
-                    loaded.update(yaml.load(f.read(), Loader=self.yaml_loader) or {})
-            except OSError as error:
-                raise ConfigError(f"config file '{file}': {error.strerror}") from None
-            except yaml.YAMLError as error:
-                raise ConfigError(f"config file '{file}': not plain YAML data ({str(error).splitlines()[0]})") from None
+            loaded.update(read_yaml_file(file, f"config file '{file}'") or {})
         return loaded
 
     def _load_cmd_line(self):

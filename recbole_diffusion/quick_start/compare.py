@@ -13,7 +13,6 @@ from multiprocessing import get_context
 from multiprocessing.connection import wait
 
 import torch
-import yaml
 
 from recbole_diffusion.quick_start.report import append_jsonl, best_validation, mean, per_user_values, read_jsonl, write_report
 from recbole_diffusion.utils.checks import ConfigError, is_int
@@ -261,15 +260,9 @@ def _settings_text(values):
 def read_model_config(path, models):
     """``{model: {key: value}}`` from a YAML file of one section per compared model (data only:
     no ``!!python`` tags); the keys are checked against each model's config with the rest."""
-    from recbole_diffusion.config.configurator import safe_yaml_loader
+    from recbole_diffusion.config.configurator import read_yaml_file
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            sections = yaml.load(f, Loader=safe_yaml_loader()) or {}
-    except OSError as error:
-        raise ConfigError(f"--model_config={path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--model_config={path}: not plain YAML data ({str(error).splitlines()[0]})") from None
+    sections = read_yaml_file(path, f"--model_config={path}") or {}
     if not isinstance(sections, dict) or not all(isinstance(section, dict) for section in sections.values()):
         raise ConfigError(f"--model_config={path}: give one section of keys per model, e.g. 'DIN: {{mlp_hidden_size: [80, 40]}}'")
     strangers = [str(name) for name in sections if name not in models]
