@@ -41,8 +41,7 @@ import shutil
 import time
 from logging import getLogger
 
-import yaml
-
+from recbole_diffusion.config.configurator import read_yaml_file
 from recbole_diffusion.config.trust import check_no_code
 from recbole_diffusion.quick_start.report import best_validation
 from recbole_diffusion.utils.checks import ConfigError, is_int
@@ -67,8 +66,9 @@ class SearchError(RuntimeError):
 
 def load_search_space(path):
     """Read and check a search-space file (structure and ranges; keys are checked against a model later)."""
-    with open(path, encoding="utf-8") as f:
-        spec = yaml.safe_load(f) or {}
+    spec = read_yaml_file(path, f"search space '{path}'") or {}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"search space '{path}': give its sections ({', '.join(SPACE_SECTIONS)}) as a mapping, not {type(spec).__name__}")
     unknown = set(spec) - set(SPACE_SECTIONS)
     if unknown:
         raise ConfigError(f"search space '{path}': unknown section(s) {sorted(unknown)}; allowed: {list(SPACE_SECTIONS)}")
