@@ -41,8 +41,7 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--official-log", help="stdout of the authors' DreamRec.py, to compare on the same protocols")
     parser.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results"))
-    args, _ = parser.parse_known_args()
-    return args
+    return parser.parse_args()
 
 
 def train_curve(config_file, seed, epochs, sampler, path):

@@ -30,8 +30,7 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription on a busy machine)")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "dreamrec_zhihu.md"),
                         help="the table; each model's run is kept in <out>.jsonl and reused by a rerun")
-    args, _ = parser.parse_known_args()
-    return args
+    return parser.parse_args()
 
 
 def sampler_rows(saved_model_file, samplers):
