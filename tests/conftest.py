@@ -5,10 +5,13 @@ RecBole writes ``log/`` and ``log_tensorboard/`` into the current directory and 
 ``--key=value`` from it) inside its own ``tmp_path``, so nothing lands in the repository.
 """
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
 import pytest
+import recbole.data.dataset.dataset
 import torch
 
 # Ray, started by the tests (locally, or a head with `ray start`), listens on loopback only
@@ -40,6 +43,46 @@ def isolated_run(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest"])
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def no_data_loading(monkeypatch):
+    """Fail the test if any dataset starts loading."""
+
+    def forbidden(self, *args, **kwargs):
+        raise AssertionError("a dataset was loaded before the request was refused")
+
+    monkeypatch.setattr(recbole.data.dataset.dataset.Dataset, "__init__", forbidden)
+
+
+ENTRY = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
+
+
+@pytest.fixture(scope="session")
+def entry_script():
+    """The entry script as a module (its ``main`` runs in this process, without a fresh import)."""
+    spec = importlib.util.spec_from_file_location("run_recbole_diffusion", ENTRY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def run_entry(entry_script, monkeypatch):
+    """``run_entry(*args)``: the entry script's ``main`` on ``args`` in this process; returns what it
+    exits with: ``None`` for success, else the line it prints on stderr (Python exits 1 with it).
+    A test of the process itself (exit status, signals, a traceback-free stderr) runs the script."""
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", [str(ENTRY), *args])
+        try:
+            entry_script.main()
+        except SystemExit as done:
+            assert done.code is None or isinstance(done.code, str), f"exit status {done.code!r}, not a one-line error"
+            return done.code
+        return None
+
+    return run
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import recbole.data.dataset.dataset
 from recbole.data import create_dataset, data_preparation
 from recbole.data.interaction import Interaction
 
@@ -57,14 +56,6 @@ def train_dataset(tmp_path_factory):
         config = make_config()
         train_data, _, _ = data_preparation(config, create_dataset(config))
     return train_data._dataset
-
-
-@pytest.fixture
-def no_data_loading(monkeypatch):
-    def forbidden(self, *args, **kwargs):
-        raise AssertionError("a dataset was loaded before the configuration was rejected")
-
-    monkeypatch.setattr(recbole.data.dataset.dataset.Dataset, "__init__", forbidden)
 
 
 # ----- clusters ------------------------------------------------------------------------------------

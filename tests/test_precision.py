@@ -12,7 +12,10 @@ SMALL = {
     "LDiffRec": {"in_dims": [8], "n_cate": 2},
     "LTDiffRec": {"in_dims": [8], "n_cate": 2},
     "DreamRec": {"MAX_ITEM_LIST_LENGTH": 5, "embedding_size": 8},
-    "HPMN": {"MAX_ITEM_LIST_LENGTH": 10, "embedding_size": 8, "hidden_size": 8, "mlp_hidden_size": [8], "attention_hidden_size": [8]},
+    "HPMN": {
+        "MAX_ITEM_LIST_LENGTH": 10, "embedding_size": 8, "hidden_size": 8, "mlp_hidden_size": [8], "attention_hidden_size": [8],
+        "memory_layers": 2, "memory_periods": [1, 4], "train_batch_size": 4096,  # its recurrence steps each batch: few, wide batches
+    },
 }
 
 

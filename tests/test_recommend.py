@@ -1,7 +1,5 @@
 """--recommend: top-k lists from a checkpoint of every model kind, candidate scores for CTR models."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +13,6 @@ from recbole_diffusion.quick_start.recommend import recommend
 from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
-ENTRY = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One-epoch checkpoints of DiffRec, EASE, DreamRec (DDIM, 5 steps) and HPMN on ml-100k."""
@@ -27,7 +22,7 @@ def trained(tmp_path_factory):
         "DiffRec": {"dims_dnn": [16], "steps": 5},
         "EASE": {},
         "DreamRec": {"sampler": "ddim", "inference_steps": 5, "embedding_size": 16, "steps": 20},
-        "HPMN": {"MAX_ITEM_LIST_LENGTH": 20, "embedding_size": 8, "hidden_size": 8},
+        "HPMN": {"MAX_ITEM_LIST_LENGTH": 20, "embedding_size": 8, "hidden_size": 8, "memory_layers": 2, "memory_periods": [1, 4], "train_batch_size": 4096},
     }
     return {
         model: run_recbole_diffusion(model=model, dataset="ml-100k", config_dict={**common, **own})["saved_model_file"]
@@ -149,14 +144,11 @@ def test_a_checkpoint_whose_data_changed_or_went_fails_clearly(trained, tmp_path
 
 
 @pytest.mark.parametrize("name", ["out.csv", "out.parquet"])
-def test_the_command_writes_every_users_list_and_leaves_nothing_half_written(trained, tmp_path, name):
+def test_the_command_writes_every_users_list_and_leaves_nothing_half_written(trained, tmp_path, name, run_entry, capsys):
     users = tmp_path / "users.txt"
     users.write_text("196\n186\n\n22\n")
-    run = subprocess.run(
-        [sys.executable, str(ENTRY), f"--recommend={trained['EASE']}", "--topk=3", f"--users={users}", f"--output={tmp_path / name}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
+    assert run_entry(f"--recommend={trained['EASE']}", "--topk=3", f"--users={users}", f"--output={tmp_path / name}") is None
+    assert f"written: {tmp_path / name} (9 rows)" in capsys.readouterr().out
     frame = pd.read_parquet(tmp_path / name) if name.endswith(".parquet") else pd.read_csv(tmp_path / name, dtype={"user": str, "item": str})
     assert list(frame.user) == ["196"] * 3 + ["186"] * 3 + ["22"] * 3 and list(frame["rank"]) == [1, 2, 3] * 3
     same = recommend(trained["EASE"], users=["196", "186", "22"], k=3)

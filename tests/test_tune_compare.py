@@ -23,7 +23,9 @@ from recbole_diffusion.quick_start.compare import compare
 from recbole_diffusion.quick_start.report import paired_test, per_user_values
 from recbole_diffusion.model.diffusion import SCALED_SCHEDULES
 from recbole_diffusion.quick_start import load_data_and_model
-from recbole_diffusion.quick_start.tune import SearchError, check_space_keys, load_search_space, run_search, trial_resources
+from recbole_diffusion.quick_start.tune import (
+    SearchError, check_space_keys, load_search_space, run_search, search_algorithm, to_ray_space, trial_resources,
+)
 from recbole_diffusion.utils import ConfigError
 
 SPACES = Path(__file__).resolve().parents[1] / "properties" / "tune"
@@ -37,10 +39,22 @@ def write_space(path, space, **sections):
     return str(path)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_session():
+    """One local Ray instance for the module's searches (a search joins the one running), shut down
+    at the end: starting Ray costs seconds a search."""
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail the test if a search starts (or joins) Ray."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("Ray was started before the search was refused")
+
+    monkeypatch.setattr(ray, "init", forbidden)
 
 
 @pytest.mark.parametrize(
@@ -60,11 +74,29 @@ def test_bad_search_space_is_refused(tmp_path, space, message):
         load_search_space(write_space(tmp_path / "space.yaml", space, **sections))
 
 
-def test_unknown_parameter_fails_before_any_trial(tmp_path, ray_session):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("space: {learning_rate: {loguniform: [1e-4, 0.01]}\n", r"space.yaml': not plain YAML data \(while parsing"),
+        ("- learning_rate\n", r"space.yaml': give its sections \(num_samples, .*\) as a mapping, not list"),
+        ("space: {learning_rate: !!python/object/apply:os.getcwd []}\n", "space.yaml': not plain YAML data"),
+    ],
+)
+def test_a_search_space_file_that_is_not_a_space_is_named(tmp_path, text, message):
+    (tmp_path / "space.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=f"search space '{tmp_path}/{message}"):
+        load_search_space(str(tmp_path / "space.yaml"))
+
+
+def test_a_search_space_reads_numbers_as_recbole_config_files_do(tmp_path):
+    (tmp_path / "space.yaml").write_text("space: {learning_rate: {loguniform: [1e-4, 1e-2]}}\n")  # PyYAML alone: two strings
+    assert load_search_space(str(tmp_path / "space.yaml"))["space"] == {"learning_rate": {"loguniform": [0.0001, 0.01]}}
+
+
+def test_unknown_parameter_fails_before_any_trial(tmp_path, no_ray):
     space = write_space(tmp_path / "space.yaml", {"noise_sclae": {"choice": [0.1]}})
     with pytest.raises(ConfigError, match="'noise_sclae' is not a config key of DiffRec"):
         run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"))
-    assert not ray.is_initialized()
 
 
 def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_session):
@@ -143,11 +175,10 @@ def test_tpe_runs_no_config_twice_until_the_space_is_spent():
         searcher.on_trial_complete("t4", {"m": 0.5})
 
 
-def test_a_search_of_only_keys_you_set_is_refused(tmp_path, ray_session):
+def test_a_search_of_only_keys_you_set_is_refused(tmp_path, no_ray):
     space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [2, 3]}})
     with pytest.raises(ConfigError, match=r"you set every key it searches \(steps\); nothing is left to search"):
         run_search("DiffRec", "ml-100k", space, config_dict={"steps": 4}, storage_path=str(tmp_path / "ray"))
-    assert not ray.is_initialized()
 
 
 def test_trials_find_a_file_given_by_a_relative_path(tmp_path, ray_session, monkeypatch):
@@ -165,31 +196,32 @@ def test_a_search_whose_every_trial_failed_raises(tmp_path, ray_session):
         run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="failing")
 
 
-def test_a_seeded_space_samples_the_same_configs(tmp_path, ray_session):
-    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, num_samples=2, seed=7, config={**TINY, "epochs": 1})
-    first = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="a")[1]
-    second = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="b")[1]
-    assert sorted(first.learning_rate) == sorted(second.learning_rate)
+@pytest.mark.parametrize("algorithm", ["tpe", "random"])
+def test_a_seeded_space_samples_the_same_configs(tmp_path, algorithm):
+    """The searcher a run builds from the space (TPE, Ray's random sampling) draws by its seed."""
+    from ray import tune
+
+    tune.register_trainable("nothing", lambda config: None)
+
+    def drawn(seed):
+        path = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, seed=seed, search={"algorithm": algorithm})
+        spec = load_search_space(path)
+        searcher, space = search_algorithm(spec, {}, "max"), to_ray_space(spec["space"])
+        if algorithm == "random":
+            searcher.add_configurations({"search": {"run": "nothing", "config": space, "num_samples": 3}})
+            return [searcher.next_trial().config["learning_rate"] for _ in range(3)]
+        searcher.set_search_properties("valid_score", "max", space)
+        return [searcher.suggest(f"trial{i}")["learning_rate"] for i in range(3)]
+
+    assert drawn(7) == drawn(7) and len(set(drawn(7))) == 3 and drawn(8) != drawn(7)
 
 
 def test_a_local_search_ignores_a_dead_clusters_address(tmp_path, ray_session, monkeypatch):
+    ray.shutdown()  # the search must start Ray itself
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what a killed head leaves behind
     space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [3]}}, config={**TINY, "epochs": 1})
     best, _ = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="local")
     assert best["status"] == "finished"
-
-
-def test_compare_a_plugin_model_with_a_builtin(tmp_path):
-    rows = compare(["DiffRec", "Pop"], "ml-100k", config_dict={"epochs": 1, "steps": 5, "dims_dnn": [16]}, output_dir=str(tmp_path / "out"))
-    assert [row["model"] for row in rows] == ["DiffRec", "Pop"]
-    for row in rows:
-        # the built-in is evaluated with the first model's metrics
-        assert set(row["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in (10, 20)}
-        assert row["epochs"] == 1 and row["s_per_epoch"] > 0 and row["s_per_eval"] > 0 and row["peak_mem_mb"] > 0
-    table = (tmp_path / "out" / "comparison.md").read_text()
-    assert "| DiffRec |" in table and "| Pop |" in table and "s / epoch" in table
-    assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == 3
-    assert (tmp_path / "out" / "comparison.html").stat().st_size > 0
 
 
 def test_compare_applies_the_first_models_own_config(tmp_path):
@@ -311,6 +343,9 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     # two at once, each on half the threads; the runs come back in the models' and seeds' order
     assert [(run["model"], run["seed"]) for run in runs] == [("DiffRec", 2020), ("DiffRec", 2021), ("BPR", 2020), ("BPR", 2021)]
     assert {run["threads"] for run in runs} == {max(1, os.cpu_count() // 2)}
+    for run in runs:  # a plugin model beside a built-in one, each evaluated with the first model's metrics
+        assert set(run["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in (10, 20)}
+        assert run["epochs"] == 2 and run["s_per_epoch"] > 0 and run["s_per_eval"] > 0 and run["peak_mem_mb"] > 0
     # one split for every seed: the same test users, and seeds change the result
     assert set(runs[0]["per_user"]["recall@20"]) == set(runs[3]["per_user"]["recall@20"])
     assert runs[0]["test_result"] != runs[1]["test_result"]
@@ -324,8 +359,10 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     assert bpr["recall@20"]["direction"] in ("better", "worse", "no significant difference")
     low, relative, high = (float(bpr["recall@20"][key]) for key in ("relative_low", "relative", "relative_high"))
     assert low <= relative <= high
-    assert "± " in (out / "comparison.md").read_text() and "p-values against DiffRec" in (out / "comparison.md").read_text()
-    assert "- every model (--key=value): epochs=2, steps=5, dims_dnn=[16]\n" in (out / "comparison.md").read_text()
+    table = (out / "comparison.md").read_text()
+    assert "| DiffRec |" in table and "| BPR |" in table and "s / epoch" in table and (out / "comparison.html").stat().st_size > 0
+    assert "± " in table and "p-values against DiffRec" in table
+    assert "- every model (--key=value): epochs=2, steps=5, dims_dnn=[16]\n" in table
     assert len(list(csv.DictReader((out / "runs.csv").open()))) == 4
     # a rerun with the same settings reuses the log instead of training again
     again = compare(["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021])
@@ -336,7 +373,7 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
         model_config={"BPR": {"embedding_size": 8}}, output_dir=str(out), seeds=[2020, 2021],
     )
     assert [run["wall_s"] for run in changed[:2]] == [run["wall_s"] for run in runs[:2]]
-    assert all(new["wall_s"] != old["wall_s"] for new, old in zip(changed[2:], runs[2:]))
+    assert all(new["wall_s"] != old["wall_s"] and new["params"] < old["params"] for new, old in zip(changed[2:], runs[2:]))  # 8-wide
 
 
 def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
@@ -349,7 +386,7 @@ def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
         return {"model": model, "seed": seed, "error": "RuntimeError: boom"} if seed == 2021 else run
 
     monkeypatch.setattr(compare_module, "_result", seed_2021_crashes)
-    runs = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
+    runs = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021], jobs=2)
     assert runs[1] == {"model": "BPR", "seed": 2021, "error": "RuntimeError: boom", "settings": runs[1]["settings"]}
     text = (tmp_path / "comparison.md").read_text()
     assert "BPR, seed 2021: RuntimeError: boom" in text and "| 1 |" in text  # one finished seed in the mean
@@ -452,7 +489,7 @@ def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_sess
     evaluation = {"metrics": ["Recall", "NDCG"], "topk": [5], "valid_metric": "NDCG@5"}  # the first model's, for all
     runs = compare(
         ["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1}, model_config={"BPR": evaluation}, output_dir=str(out),
-        tune_trials=2, seeds=[2020],
+        tune_trials=2, seeds=[2020], jobs=2,
     )
     assert [run["model"] for run in runs] == ["BPR", "EASE"] and all("error" not in run for run in runs)
     tuned = json.loads((out / "tuned_configs.json").read_text())
