@@ -20,7 +20,9 @@ inside ``recbole.data.utils.get_dataloader``. So that ``recbole.quick_start.run_
 7. never loads RecBole's dataset and dataloader caches, which are pickles
    (:mod:`.data.utils`);
 8. silences the deprecation warnings RecBole 1.2.1 itself triggers on every run under pandas 2 and
-   torch 2 (they say nothing about the user's run).
+   torch 2 (they say nothing about the user's run);
+9. gives RecBole's LightGCN a CSR adjacency with a symmetric backward, three times faster on CPU
+   (:mod:`.graph`).
 """
 
 import sys
@@ -39,7 +41,7 @@ import recbole.trainer
 import recbole.utils
 from recbole.model.abstract_recommender import AutoEncoderMixin
 
-from recbole_diffusion import compat
+from recbole_diffusion import compat, graph
 from recbole_diffusion.data import utils as data_utils
 from recbole_diffusion.utils.utils import get_model, get_trainer, is_plugin_model, plugin_models, recbole_has_model
 
@@ -99,3 +101,4 @@ def install():
     torch.autograd.set_detect_anomaly(False)
     for category, message in RECBOLE_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    graph.install()

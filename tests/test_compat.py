@@ -27,7 +27,7 @@ def test_lightgcn_builds_its_normalised_adjacency(tiny_config):
     """LightGCN fills its adjacency with dok_matrix._update: D^-1/2 A D^-1/2 of the user-item graph."""
     config = Config(model="LightGCN", dataset="ml-100k", config_dict=tiny_config())
     _, (train_data, _, _), model, _ = build(config)
-    adjacency = model.norm_adj_matrix.to_dense()
+    adjacency = model.norm_adj_matrix.matrix.to_dense()  # (the plugin's CSR copy, tests/test_graph.py)
     users = model.n_users
     interactions = train_data._dataset.inter_matrix(form="coo").astype(np.float32).toarray()
     degrees = np.concatenate([interactions.sum(1), interactions.sum(0)]) + 1e-7

@@ -1,0 +1,69 @@
+"""RecBole's LightGCN, propagating three times faster on CPU with the same arithmetic.
+
+LightGCN (``recbole/model/general_recommender/lightgcn.py:144``) propagates its embeddings with
+``torch.sparse.mm(self.norm_adj_matrix, x)`` once per layer and per training batch, its matrix an
+uncoalesced COO tensor. Backward, torch multiplies by the matrix's transpose, which it builds
+and coalesces again on every call: on ML-1M (8,759 nodes, 806,554 entries, 64 dimensions) one
+2-layer propagation with its backward took 0.214 s on one core, 60 s of each 280-batch epoch.
+
+:func:`install` makes ``get_norm_adj_mat`` return a :class:`SymmetricAdjacency` instead: the same
+matrix, once in CSR, whose product's backward multiplies by the matrix itself, since
+D^-1/2 A D^-1/2 of an undirected graph is its own transpose (checked when it is built). The same
+step took 0.067 s. The values and the model are RecBole's; only the order in which a row's
+products are summed can differ, so scores agree to float rounding, not bit for bit. Measured by
+``benchmarks/lightgcn_speed.py``; tested by ``tests/test_graph.py``.
+"""
+
+import warnings
+
+import torch
+
+from recbole.model.general_recommender.lightgcn import LightGCN
+
+_RECBOLE_NORM_ADJ = LightGCN.get_norm_adj_mat
+
+
+class _SymmetricProduct(torch.autograd.Function):
+    """``matrix @ x`` for a symmetric sparse ``matrix``: the gradient is ``matrix @ grad``."""
+
+    @staticmethod
+    def forward(ctx, matrix, x):
+        ctx.matrix = matrix
+        return matrix @ x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, ctx.matrix @ grad
+
+
+class SymmetricAdjacency:
+    """A symmetric sparse matrix in CSR that ``torch.sparse.mm(self, x)`` multiplies with
+    :class:`_SymmetricProduct` (through torch's ``__torch_function__`` protocol)."""
+
+    def __init__(self, matrix):
+        matrix = matrix.coalesce()
+        transposed = matrix.t().coalesce()
+        if not (torch.equal(matrix.indices(), transposed.indices()) and torch.equal(matrix.values(), transposed.values())):
+            raise ValueError("SymmetricAdjacency: the matrix is not symmetric; its product's backward would be wrong")
+        with warnings.catch_warnings():  # torch's "CSR support is in beta state", on every build
+            warnings.simplefilter("ignore", UserWarning)
+            self.matrix = matrix.to_sparse_csr()
+
+    def to(self, device):
+        moved = object.__new__(SymmetricAdjacency)
+        moved.matrix = self.matrix.to(device)
+        return moved
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.sparse.mm and not kwargs and len(args) == 2 and isinstance(args[0], cls):
+            return _SymmetricProduct.apply(args[0].matrix, args[1])
+        return NotImplemented
+
+
+def _symmetric_norm_adj_mat(self):
+    return SymmetricAdjacency(_RECBOLE_NORM_ADJ(self))
+
+
+def install():
+    LightGCN.get_norm_adj_mat = _symmetric_norm_adj_mat
