@@ -59,6 +59,12 @@ ENTRY = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
 
 
 @pytest.fixture(scope="session")
+def entry_path():
+    """The entry script's file, for the tests that run it as a process."""
+    return ENTRY
+
+
+@pytest.fixture(scope="session")
 def entry_script():
     """The entry script as a module (its ``main`` runs in this process, without a fresh import)."""
     spec = importlib.util.spec_from_file_location("run_recbole_diffusion", ENTRY)

@@ -32,8 +32,6 @@ from recbole_diffusion.quick_start.tune import RECORD_FILE, SearchError, last_ru
 from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import load_checkpoint, save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-ENTRY = ROOT / "run_recbole_diffusion.py"
 ML100K = Path(recbole.__file__).parent / "dataset_example" / "ml-100k" / "ml-100k.inter"
 
 
@@ -378,9 +376,9 @@ def ignore_sigint():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_exits_1_in_one_line_even_when_started_ignoring_sigint(tmp_path, signum):
+def test_an_interrupted_run_exits_1_in_one_line_even_when_started_ignoring_sigint(tmp_path, signum, entry_path):
     run = subprocess.Popen(
-        [sys.executable, str(ENTRY), "--model=DiffRec", "--epochs=500", "--show_progress=False", f"--checkpoint_dir={tmp_path}/saved"],
+        [sys.executable, str(entry_path), "--model=DiffRec", "--epochs=500", "--show_progress=False", f"--checkpoint_dir={tmp_path}/saved"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint,
     )
     deadline = time.monotonic() + 120

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -91,14 +90,12 @@ def test_builtin_diffrec_through_the_plugin(tiny_config, monkeypatch):
     assert type(model) is RECBOLE_DIFFREC and config.model_label == "recbole.DiffRec"
 
 
-def test_entry_script_runs(tmp_path, checkpoint_dir):
-    script = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
-    assert script.is_file()
+def test_entry_script_runs(tmp_path, checkpoint_dir, entry_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     completed = subprocess.run(
         [
             sys.executable,
-            str(script),
+            str(entry_path),
             "--model=DiffRec",
             "--dataset=ml-100k",
             "--epochs=1",

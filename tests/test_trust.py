@@ -17,8 +17,6 @@ from recbole_diffusion.trainer import TrainingDivergedError
 from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-ENTRY = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
-
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
@@ -195,9 +193,9 @@ def test_command_line_values_are_literals_never_code(tmp_path):
         parse_command_line(["--epochs=5", "--epochs=6"])
 
 
-def test_entry_script_fails_with_one_line(tmp_path, run_entry, no_data_loading):
+def test_entry_script_fails_with_one_line(tmp_path, run_entry, no_data_loading, entry_path):
     typo = subprocess.run(
-        [sys.executable, str(ENTRY), "--model=DiffRec", "--nosie_scale=0.1"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, str(entry_path), "--model=DiffRec", "--nosie_scale=0.1"], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert typo.returncode == 1 and typo.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in typo.stderr
     assert "did you mean 'noise_scale'" in typo.stderr

@@ -415,10 +415,9 @@ def test_a_run_whose_process_dies_is_reported_with_its_exit_code():
     assert results == {"a": {"model": "BPR", "seed": 7, "error": "the run's process ended without a result (exit code -9)"}}
 
 
-def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path):
-    entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
+def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path, entry_path):
     parent = subprocess.Popen(
-        [sys.executable, str(entry), "--compare=BPR", "--seeds=2020,2021", "--jobs=2", "--epochs=300", f"--output={tmp_path / 'out'}"],
+        [sys.executable, str(entry_path), "--compare=BPR", "--seeds=2020,2021", "--jobs=2", "--epochs=300", f"--output={tmp_path / 'out'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
@@ -440,12 +439,11 @@ def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, signum):
+def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, signum, entry_path):
     """Also when it was started with SIGINT ignored (bash's `cmd &` in a script), and when it is
     killed with SIGKILL, which it cannot handle: its run ends itself."""
-    entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
     parent = subprocess.Popen(
-        [sys.executable, str(entry), "--compare=BPR", "--seeds=2020", "--epochs=300", f"--output={tmp_path / 'out'}"],
+        [sys.executable, str(entry_path), "--compare=BPR", "--seeds=2020", "--epochs=300", f"--output={tmp_path / 'out'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
@@ -592,12 +590,11 @@ def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, signum):
+def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, signum, entry_path):
     """However it was started: here with SIGINT ignored, as bash's `cmd &` in a script starts it."""
     space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, config={**TINY, "epochs": 200}, num_samples=4)
-    entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
     search = subprocess.Popen(
-        [sys.executable, str(entry), "--model=DiffRec", f"--tune={space}", f"--tune_dir={tmp_path / 'ray'}"],
+        [sys.executable, str(entry_path), "--model=DiffRec", f"--tune={space}", f"--tune_dir={tmp_path / 'ray'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
@@ -610,7 +607,7 @@ def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, 
     assert "was interrupted; continue it with the same command and --resume" in err.strip().splitlines()[-1]
 
 
-def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path):
+def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path, entry_path):
     """A head started by the installed Ray's `ray start` on loopback, joined by `--tune ...
     --ray_address` as the README says (Ray >= 2.5x's token authentication: RAY_AUTH_MODE=token)."""
     import socket
@@ -629,9 +626,8 @@ def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path):
         for line in head.stdout:  # until the head is up (or `ray start` has ended)
             if "Ray runtime started" in line:
                 break
-        entry = Path(__file__).resolve().parents[1] / "run_recbole_diffusion.py"
-        search = subprocess.run(
-            [sys.executable, str(entry), "--model=DiffRec", f"--tune={space}", f"--ray_address=127.0.0.1:{port}", f"--tune_dir={tmp_path / 'ray'}"],
+            search = subprocess.run(
+            [sys.executable, str(entry_path), "--model=DiffRec", f"--tune={space}", f"--ray_address=127.0.0.1:{port}", f"--tune_dir={tmp_path / 'ray'}"],
             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600,
         )
         assert search.returncode == 0, search.stderr[-3000:]
