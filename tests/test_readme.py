@@ -53,22 +53,28 @@ def converted_configs(commands, scratch):
 
 
 class Parsed(Exception):
-    """Raised where a script has parsed its command line: the arguments none of its options took."""
+    """Raised where a script has parsed its command line: the arguments none of its options took,
+    and whether it asked for them (``parse_known_args``) or not (``parse_args`` refuses them)."""
 
 
 def parsed_flags(script, argv, monkeypatch):
-    """Run ``script`` as ``__main__`` on ``argv`` up to its argparse parse; returns the unparsed rest."""
+    """Run ``script`` as ``__main__`` on ``argv`` up to its argparse parse; returns ``(the unparsed
+    rest, whether the script takes such a rest)``."""
     parse = argparse.ArgumentParser.parse_known_args
 
-    def parse_then_stop(self, args=None, namespace=None):
-        raise Parsed(parse(self, args, namespace)[1])
+    def stop_after(takes_rest):
+        def parse_then_stop(self, args=None, namespace=None):
+            raise Parsed(parse(self, args, namespace)[1], takes_rest)
+
+        return parse_then_stop
 
     with monkeypatch.context() as patch, pytest.raises(Parsed) as parsed:
-        patch.setattr(argparse.ArgumentParser, "parse_known_args", parse_then_stop)
+        patch.setattr(argparse.ArgumentParser, "parse_known_args", stop_after(True))
+        patch.setattr(argparse.ArgumentParser, "parse_args", stop_after(False))
         patch.setattr(sys, "argv", [str(script), *argv])
         patch.syspath_prepend(str(script.parent))  # a script imports its sibling modules
         runpy.run_path(str(script), run_name="__main__")
-    return parsed.value.args[0]
+    return parsed.value.args
 
 
 COMMANDS = [(path.relative_to(ROOT).as_posix(), command) for path in DOCUMENTS for command in bash_commands(path)]
@@ -96,9 +102,9 @@ def test_command_runs_as_printed(document, command, tmp_path, monkeypatch):
     script = ROOT / words[1]
     assert script.is_file(), f"{document}: {words[1]} does not exist"
     if words[1] != ENTRY:  # a benchmark script: its own flags must parse (it stops there)
-        extras = parsed_flags(script, words[2:], monkeypatch)
+        extras, takes_rest = parsed_flags(script, words[2:], monkeypatch)
         if extras:  # only a script that reads --key=value config overrides takes flags of no option of its own
-            assert "parse_known_args(" in script.read_text(encoding="utf-8"), f"{document}: {command}: unknown {extras}"
+            assert takes_rest, f"{document}: {command}: unknown {extras}"
             parse_command_line(extras)
         return
     args, overrides = parse_command_line(words[2:])
