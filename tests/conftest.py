@@ -96,6 +96,16 @@ def checkpoint_dir(tmp_path):
     return tmp_path / "saved"
 
 
+@pytest.fixture(scope="session")
+def small_hpmn():
+    """HPMN's keys for a quick ml-100k run: 8-wide, 2 memory layers, and few, wide batches (its
+    recurrence steps once per batch)."""
+    return {
+        "MAX_ITEM_LIST_LENGTH": 20, "embedding_size": 8, "hidden_size": 8, "mlp_hidden_size": [8], "attention_hidden_size": [8],
+        "memory_layers": 2, "memory_periods": [1, 4], "train_batch_size": 4096,
+    }
+
+
 @pytest.fixture
 def tiny_config(checkpoint_dir):
     """A factory of small ml-100k configs: one epoch, a 16-wide denoiser, 5 diffusion steps."""

@@ -229,17 +229,10 @@ def test_full_ranking_with_auc_is_a_config_error(no_data_loading):
         hpmn_config(eval_args={"mode": "full"})
 
 
-def test_ml100k_ctr_run(checkpoint_dir):
+def test_ml100k_ctr_run(checkpoint_dir, small_hpmn):
     config = {
+        **small_hpmn,
         "epochs": 1,
-        "MAX_ITEM_LIST_LENGTH": 20,
-        "embedding_size": 8,
-        "hidden_size": 8,
-        "memory_layers": 2,
-        "memory_periods": [1, 4],
-        "attention_hidden_size": [8],
-        "mlp_hidden_size": [16],
-        "train_batch_size": 4096,
         "eval_batch_size": 20200,
         "show_progress": False,
         "checkpoint_dir": str(checkpoint_dir),

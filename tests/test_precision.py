@@ -12,17 +12,15 @@ SMALL = {
     "LDiffRec": {"in_dims": [8], "n_cate": 2},
     "LTDiffRec": {"in_dims": [8], "n_cate": 2},
     "DreamRec": {"MAX_ITEM_LIST_LENGTH": 5, "embedding_size": 8},
-    "HPMN": {
-        "MAX_ITEM_LIST_LENGTH": 10, "embedding_size": 8, "hidden_size": 8, "mlp_hidden_size": [8], "attention_hidden_size": [8],
-        "memory_layers": 2, "memory_periods": [1, 4], "train_batch_size": 4096,  # its recurrence steps each batch: few, wide batches
-    },
+    "HPMN": {},  # conftest's small_hpmn
 }
 
 
 @pytest.mark.parametrize("model", sorted(SMALL))
-def test_every_model_trains_and_evaluates_under_autocast(model, tiny_config):
+def test_every_model_trains_and_evaluates_under_autocast(model, tiny_config, small_hpmn):
     """On CPU RecBole's enable_amp is bf16 autocast: the step runs in bf16 where torch allows it."""
-    result = run_recbole_diffusion(model=model, dataset="ml-100k", config_dict=tiny_config(enable_amp=True, **SMALL[model]))
+    own = small_hpmn if model == "HPMN" else SMALL[model]
+    result = run_recbole_diffusion(model=model, dataset="ml-100k", config_dict=tiny_config(enable_amp=True, **own))
     values = list(result["test_result"].values())
     assert values and all(0.0 <= value <= 1.0 for value in values)
 

@@ -14,7 +14,7 @@ from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, small_hpmn):
     """One-epoch checkpoints of DiffRec, EASE, DreamRec (DDIM, 5 steps) and HPMN on ml-100k."""
     folder = tmp_path_factory.mktemp("checkpoints")
     common = {"epochs": 1, "show_progress": False, "checkpoint_dir": str(folder), "seed": 2020}
@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
         "DiffRec": {"dims_dnn": [16], "steps": 5},
         "EASE": {},
         "DreamRec": {"sampler": "ddim", "inference_steps": 5, "embedding_size": 16, "steps": 20},
-        "HPMN": {"MAX_ITEM_LIST_LENGTH": 20, "embedding_size": 8, "hidden_size": 8, "memory_layers": 2, "memory_periods": [1, 4], "train_batch_size": 4096},
+        "HPMN": small_hpmn,
     }
     return {
         model: run_recbole_diffusion(model=model, dataset="ml-100k", config_dict={**common, **own})["saved_model_file"]
