@@ -24,16 +24,21 @@ _RECBOLE_NORM_ADJ = LightGCN.get_norm_adj_mat
 
 
 class _SymmetricProduct(torch.autograd.Function):
-    """``matrix @ x`` for a symmetric sparse ``matrix``: the gradient is ``matrix @ grad``."""
+    """``matrix @ x`` for a symmetric sparse ``matrix``: the gradient is ``matrix @ grad``.
+
+    Both products run in the matrix's dtype with autocast off (RecBole's ``enable_amp``): torch
+    has no bfloat16 CSR product on CPU, so under autocast this step stays in float32."""
 
     @staticmethod
     def forward(ctx, matrix, x):
-        ctx.matrix = matrix
-        return matrix @ x
+        ctx.matrix, ctx.dtype = matrix, x.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            return matrix @ x.to(matrix.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        return None, ctx.matrix @ grad
+        with torch.autocast(grad.device.type, enabled=False):
+            return None, (ctx.matrix @ grad.to(ctx.matrix.dtype)).to(ctx.dtype)
 
 
 class SymmetricAdjacency:

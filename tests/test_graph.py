@@ -50,6 +50,18 @@ def test_the_same_loss_gradients_and_scores_as_recboles_matrix(lightgcn):
     assert torch.allclose(users, expected_users, atol=1e-6) and torch.allclose(items, expected_items, atol=1e-6)
 
 
+def test_a_batch_trains_under_autocast(lightgcn):
+    """RecBole's enable_amp on CPU is bf16 autocast, and torch has no bf16 CSR product: the
+    propagation runs in float32 there, and the step still learns."""
+    model, batch = lightgcn
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.calculate_loss(batch)
+    loss.backward()
+    gradients = [parameter.grad for parameter in model.parameters()]
+    assert torch.isfinite(loss) and all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in gradients)
+
+
 def test_a_matrix_that_is_not_symmetric_is_refused():
     matrix = torch.sparse_coo_tensor(torch.tensor([[0, 1], [1, 1]]), torch.tensor([1.0, 2.0]), (2, 2), check_invariants=True)
     with pytest.raises(ValueError, match="not symmetric"):
