@@ -32,33 +32,38 @@ class _SymmetricProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, matrix, x):
-        ctx.matrix, ctx.dtype = matrix, x.dtype
+        ctx.save_for_backward(matrix)
+        ctx.dtype = x.dtype
         with torch.autocast(x.device.type, enabled=False):
             return matrix @ x.to(matrix.dtype)
 
     @staticmethod
     def backward(ctx, grad):
+        matrix, = ctx.saved_tensors
         with torch.autocast(grad.device.type, enabled=False):
-            return None, (ctx.matrix @ grad.to(ctx.matrix.dtype)).to(ctx.dtype)
+            return None, (matrix @ grad.to(matrix.dtype)).to(ctx.dtype)
 
 
 class SymmetricAdjacency:
     """A symmetric sparse matrix in CSR that ``torch.sparse.mm(self, x)`` multiplies with
-    :class:`_SymmetricProduct` (through torch's ``__torch_function__`` protocol)."""
+    :class:`_SymmetricProduct` (through torch's ``__torch_function__`` protocol); built from a
+    COO matrix by :meth:`of`, which checks the symmetry."""
 
-    def __init__(self, matrix):
+    def __init__(self, csr):
+        self.matrix = csr
+
+    @classmethod
+    def of(cls, matrix):
         matrix = matrix.coalesce()
         transposed = matrix.t().coalesce()
         if not (torch.equal(matrix.indices(), transposed.indices()) and torch.equal(matrix.values(), transposed.values())):
             raise ValueError("SymmetricAdjacency: the matrix is not symmetric; its product's backward would be wrong")
-        with warnings.catch_warnings():  # torch's "CSR support is in beta state", on every build
-            warnings.simplefilter("ignore", UserWarning)
-            self.matrix = matrix.to_sparse_csr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
+            return cls(matrix.to_sparse_csr())
 
     def to(self, device):
-        moved = object.__new__(SymmetricAdjacency)
-        moved.matrix = self.matrix.to(device)
-        return moved
+        return SymmetricAdjacency(self.matrix.to(device))
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -68,7 +73,7 @@ class SymmetricAdjacency:
 
 
 def _symmetric_norm_adj_mat(self):
-    return SymmetricAdjacency(_RECBOLE_NORM_ADJ(self))
+    return SymmetricAdjacency.of(_RECBOLE_NORM_ADJ(self))
 
 
 def install():

@@ -65,12 +65,12 @@ def test_a_batch_trains_under_autocast(lightgcn):
 def test_a_matrix_that_is_not_symmetric_is_refused():
     matrix = torch.sparse_coo_tensor(torch.tensor([[0, 1], [1, 1]]), torch.tensor([1.0, 2.0]), (2, 2), check_invariants=True)
     with pytest.raises(ValueError, match="not symmetric"):
-        SymmetricAdjacency(matrix)
+        SymmetricAdjacency.of(matrix)
 
 
 def test_other_sparse_calls_are_not_taken_over():
     """Only torch.sparse.mm(adjacency, x) is answered; anything else torch refuses as before."""
-    adjacency = SymmetricAdjacency(torch.eye(3).to_sparse())
+    adjacency = SymmetricAdjacency.of(torch.eye(3).to_sparse())
     assert torch.equal(torch.sparse.mm(adjacency, torch.ones(3, 2)), torch.ones(3, 2))
     with pytest.raises(TypeError):
         torch.add(adjacency, 1)
