@@ -17,6 +17,7 @@ from pathlib import Path
 from runlog import RunLog
 
 HERE = Path(__file__).resolve().parent
+ADJACENCIES = ("RecBole COO", "symmetric CSR")  # the rows a run measures, each once per settings
 
 
 def seconds_per_batch(model, batches, optimizer):
@@ -50,14 +51,16 @@ def main(argv=None):
     settings = {"dataset": args.dataset, "config_files": args.config_files, "overrides": overrides, "batches": args.batches}
     log = RunLog(HERE / "results" / "lightgcn_speed.jsonl", settings)
     command = " ".join(["python", "benchmarks/lightgcn_speed.py", *(sys.argv[1:] if argv is None else argv)])
-    if log.find(adjacency="RecBole COO") is None or log.find(adjacency="symmetric CSR") is None:
+    missing = [label for label in ADJACENCIES if log.find(adjacency=label) is None]
+    if missing:
         config = Config(model="LightGCN", dataset=args.dataset, config_file_list=[args.config_files], config_dict={"show_progress": False, **overrides})
         _, (train_data, _, _), model, _ = build(config)
         batches = [batch for batch, _ in zip(train_data, range(args.batches + 1))]
         optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
         per_batch = len(train_data)
-        for label, adjacency in (("RecBole COO", _RECBOLE_NORM_ADJ(model)), ("symmetric CSR", model.norm_adj_matrix)):
-            model.norm_adj_matrix = adjacency
+        adjacencies = dict(zip(ADJACENCIES, (_RECBOLE_NORM_ADJ(model), model.norm_adj_matrix)))
+        for label in missing:
+            model.norm_adj_matrix = adjacencies[label]
             seconds = seconds_per_batch(model, batches, optimizer)
             log.add({
                 "adjacency": label, "s_per_batch": seconds, "batches_per_epoch": per_batch, "epoch_s": seconds * per_batch,
