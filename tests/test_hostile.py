@@ -203,6 +203,8 @@ def test_a_resumed_trial_is_scored_on_its_latest_run_only():
     })
     assert list(last_run(history).valid_score) == [0.05, 0.07] and list(last_run(history).epoch) == [5, 10]
     assert list(last_run(history.iloc[:3]).valid_score) == [0.10, 0.16, 0.17]
+    went_on = pd.DataFrame({"valid_score": [0.10, 0.16, 0.17, 0.18, 0.19], "epoch": [5, 10, 15, 15, 20]})  # from epoch 10's state
+    assert list(last_run(went_on).valid_score) == [0.10, 0.16, 0.18, 0.19] and list(last_run(went_on).epoch) == [5, 10, 15, 20]
 
 
 def test_a_resume_with_other_settings_is_refused_naming_them(tmp_path):

@@ -26,7 +26,7 @@ from recbole_diffusion.quick_start import load_data_and_model
 from recbole_diffusion.quick_start.tune import (
     SearchError, check_space_keys, load_search_space, run_search, search_algorithm, to_ray_space, trial_resources,
 )
-from recbole_diffusion.utils import ConfigError
+from recbole_diffusion.utils import ConfigError, load_checkpoint
 
 SPACES = Path(__file__).resolve().parents[1] / "properties" / "tune"
 
@@ -605,6 +605,27 @@ def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, 
     _, err = search.communicate(timeout=120)
     assert search.returncode == 1
     assert "was interrupted; continue it with the same command and --resume" in err.strip().splitlines()[-1]
+
+
+def test_a_resumed_search_goes_on_with_its_interrupted_trial_from_the_last_validation(tmp_path, entry_path):
+    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"choice": [0.001]}}, config={**TINY, "epochs": 30})
+    command = [sys.executable, str(entry_path), "--model=DiffRec", f"--tune={space}", f"--tune_dir={tmp_path / 'ray'}"]
+    search = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "ray").glob("*/checkpoints/*/training-state.pth")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the trial has validated once
+    search.send_signal(signal.SIGTERM)
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 1, err[-3000:]
+    experiment = tmp_path / "ray" / "DiffRec-ml-100k"
+    validated = load_checkpoint(next(experiment.glob("checkpoints/*/training-state.pth")))["epoch"] + 1
+    resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    epochs = pd.read_csv(next(experiment.glob("_trial_*/progress.csv"))).epoch
+    assert epochs.min() > validated  # the restarted trial went on after its last validation
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert list(trials.status) == ["finished"] and trials.epochs[0] == epochs.max()
+    assert not list(experiment.glob("checkpoints/*/training-state.pth"))  # gone once the trial ended
 
 
 def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path, entry_path):

@@ -109,9 +109,14 @@ def run_recbole_diffusion(model=None, dataset=None, config_file_list=None, confi
     return result
 
 
-def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
+def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None, state_file=None):
     """One quiet training run for hyper-parameter searches; ``callback_fn(epoch, valid_score)``
-    is called after every validation (a tuner reports it), the test set is evaluated once at the end."""
+    is called after every validation (a tuner reports it), the test set is evaluated once at the end.
+
+    With ``state_file`` the run writes its training state there after every validation, and a run
+    that finds the file continues from it (:meth:`~..trainer.SafeTrainingMixin.save_training_state`)
+    with the same result an uninterrupted run has. ``epochs`` in the result: the epochs trained at
+    the last validation."""
     config = Config(config_dict=config_dict, config_file_list=config_file_list)
     init_seed(config["seed"], config["reproducibility"])
     logger = getLogger()
@@ -120,7 +125,22 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     init_logger(config)
     logging.basicConfig(level=logging.ERROR)
     _, (train_data, valid_data, test_data), _, trainer = build(config)
-    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=saved, callback_fn=callback_fn)
+    trained, ended = [0], False
+    if state_file and os.path.isfile(state_file):
+        ended = trainer.restore_training_state(state_file, train_data)
+        trained[0] = trainer.start_epoch
+
+    def after_validation(epoch, valid_score):
+        trained[0] = epoch + 1
+        if callback_fn:
+            callback_fn(epoch, valid_score)
+        if state_file:  # after the report: a state that is ahead of the reports could skip one
+            trainer.save_training_state(state_file, epoch, train_data)
+
+    if ended:
+        best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+    else:
+        best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=saved, callback_fn=after_validation)
     test_result = trainer.evaluate(test_data, load_best_model=saved)
     return {
         "model": config.model_label,
@@ -129,6 +149,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "saved_model_file": trainer.saved_model_file if saved else None,
+        "epochs": trained[0],
     }
 
 

@@ -28,8 +28,10 @@ ASHA stops weak trials early. The test set is evaluated once, at the end of a tr
 stopped, and never used to select. A crashing (or diverging) trial is recorded as ``error`` and the
 search goes on; a search in which every trial failed, or that was interrupted (Ctrl-C), raises
 :class:`SearchError` (with the ``--resume`` command in the latter case); ``resume=True`` continues
-an interrupted search from its directory. Each trial writes its checkpoints to ``<experiment>/checkpoints/<trial id>``;
-the best trial's is returned, and only the ``keep_checkpoints`` best trials keep theirs.
+an interrupted search from its directory, its started trials from the training state each keeps
+after its latest validation (:data:`TRIAL_STATE`). Each trial writes its checkpoints to
+``<experiment>/checkpoints/<trial id>``; the best trial's is returned, and only the
+``keep_checkpoints`` best trials keep theirs.
 """
 
 import ast
@@ -56,6 +58,7 @@ STARTUP_TRIALS = 5  # random trials before TPE models the results (the reproduci
 # The metric every trial reports; its direction follows the model's valid_metric_bigger.
 REPORTED_METRIC = "valid_score"
 TRIAL_CHECKPOINTS = "checkpoints"  # <experiment>/checkpoints/<trial id>/
+TRIAL_STATE = "training-state.pth"  # in a trial's checkpoint folder until the trial ends
 FINISHED, STOPPED, ERROR = "finished", "stopped early", "error"
 AUTO, AUTO_GPU_SHARE = "auto", 0.25  # four trials share a GPU: these models are small
 
@@ -186,30 +189,33 @@ def defaults_point(space, config):
 
 
 def _trial(params, base_config, config_file_list, space, experiment):
-    """One Tune trial: an ordinary run that reports the validation score after every evaluation."""
+    """One Tune trial: an ordinary run that reports the validation score after every evaluation.
+    Its training state after the latest validation is kept in its checkpoint folder, so that a
+    trial a resumed search restarts goes on from there."""
     import recbole_diffusion  # noqa: F401  (a Ray worker is a fresh interpreter: install the hooks)
     from ray import tune
 
     from recbole_diffusion.quick_start import objective_function
 
-    trained = [0]
-
     def report(epoch, valid_score):
-        trained[0] = epoch + 1
         tune.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
 
     # In the experiment folder itself (Ray runs a trial in a session folder and copies it over)
     checkpoints = trial_checkpoints(experiment, tune.get_context().get_trial_id())
-    # A trial restarted by a resume trains from scratch: the interrupted run's checkpoints go
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    state_file = os.path.join(checkpoints, TRIAL_STATE)
+    if not os.path.isfile(state_file):  # restarted before its first validation: from scratch
+        shutil.rmtree(checkpoints, ignore_errors=True)
     config_dict = {**base_config, **from_ray(params, space), "checkpoint_dir": checkpoints}
-    result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report)
+    result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report, state_file=state_file)
     final = {
-        REPORTED_METRIC: float(result["best_valid_score"]), "finished": True, "checkpoint": result["saved_model_file"], "epoch": trained[0],
+        REPORTED_METRIC: float(result["best_valid_score"]), "finished": True, "checkpoint": result["saved_model_file"],
+        "epoch": result["epochs"],
     }
     final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
     final.update({f"test/{k}": float(v) for k, v in (result["test_result"] or {}).items()})
     tune.report(final)
+    if os.path.isfile(state_file):  # a trial that never validated has none
+        os.remove(state_file)
 
 
 def run_search(
@@ -320,6 +326,7 @@ def run_search(
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
             f"(with --tune, also --tune_dir={os.path.dirname(experiment)} --tune_name={name})"
         ) from None
+    _remove_training_states(experiment)
     trials = _trials_table(results, spec["space"], mode, defaults, experiment)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
     if (trials.status == ERROR).all():
@@ -435,18 +442,29 @@ def trial_checkpoints(experiment, trial_id):
 
 
 def _trial_checkpoint(experiment, trial_id):
-    """The best-valid checkpoint a stopped trial wrote (its only file: a restarted trial deletes the
-    interrupted run's), or ''."""
+    """The best-valid checkpoint a stopped trial wrote (its only one: a restarted trial deletes the
+    interrupted run's unless it resumes it), or ''."""
     folder = trial_checkpoints(experiment, trial_id) if trial_id else ""
-    files = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".pth")] if os.path.isdir(folder) else []
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    files = [os.path.join(folder, name) for name in names if name.endswith(".pth") and name != TRIAL_STATE]
     return max(files, key=os.path.getmtime) if files else ""
+
+
+def _remove_training_states(experiment):
+    """The training states that stopped (pruned) trials leave: no trial of a finished search resumes."""
+    folder = os.path.join(experiment, TRIAL_CHECKPOINTS)
+    for trial_id in os.listdir(folder) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, trial_id, TRIAL_STATE)
+        if os.path.isfile(path):
+            os.remove(path)
 
 
 def last_run(history):
     """The validation reports (score, epoch) of a trial's latest run. A resumed search restarts an
-    interrupted trial from epoch 1 and Ray appends to its history: the reports before that restart
-    belong to a model that was never tested, and would rank the trial on a mix of two runs. The
-    final report (the run's best score, again) is left out."""
+    interrupted trial from its last training state (or from epoch 1 before its first validation),
+    and Ray's history of the trial can hold the reports of before: a report at an epoch not after the one before it replaces the
+    earlier reports from that epoch on, which belong to a run that was not continued. The final
+    report (the run's best score, again) is left out."""
     import pandas as pd
 
     if history is None or REPORTED_METRIC not in history or "epoch" not in history:
@@ -454,8 +472,12 @@ def last_run(history):
     history = history[[REPORTED_METRIC, "epoch"] + (["finished"] if "finished" in history else [])].dropna(subset=[REPORTED_METRIC])
     if "finished" in history:
         history = history[history["finished"] != True]  # noqa: E712  (NaN on the other rows)
-    starts = history.index[history["epoch"] == history["epoch"].min()]
-    return history.loc[starts[-1]:, [REPORTED_METRIC, "epoch"]] if len(starts) else history
+    kept = []
+    for index, epoch in history["epoch"].items():
+        while kept and history.at[kept[-1], "epoch"] >= epoch:
+            kept.pop()
+        kept.append(index)
+    return history.loc[kept, [REPORTED_METRIC, "epoch"]]
 
 
 def _ranked(trials, mode):

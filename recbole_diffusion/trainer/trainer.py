@@ -2,13 +2,17 @@
 
 import math
 import os
+import random
 import uuid
 
+import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_diffusion.utils.checkpoint import config_as_data, load_checkpoint, restore_model, save_checkpoint, state_to_data
+from recbole_diffusion.utils.checkpoint import (
+    CheckpointError, config_as_data, load_checkpoint, restore_model, save_checkpoint, state_to_data,
+)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -27,6 +31,9 @@ class SafeTrainingMixin:
     - A training loss that is NaN / infinite, or above ``divergence_factor`` x max(|first batch
       loss|, 1), stops the run (:class:`TrainingDivergedError`) naming the epoch, the loss and the
       learning rate, before a diverged model can become the best checkpoint.
+    - :meth:`save_training_state` / :meth:`restore_training_state`: a run stopped after a validation
+      continues from there as if it had not stopped (weights, optimiser, early stopping, random
+      generators), so an interrupted search trial resumes instead of starting again.
     """
 
     def __init__(self, config, model):
@@ -94,6 +101,44 @@ class SafeTrainingMixin:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
+    def save_training_state(self, path, epoch, train_data):
+        """Write what ``fit`` needs to go on after ``epoch`` exactly as if it had not stopped: the
+        checkpoint's contents, the early-stopping state, the best checkpoint's path, the random
+        generators (torch's, NumPy's, Python's, the training dataloader's shuffle) and the numbers
+        the model's modules keep as plain attributes (RecBole's MultiVAE counts its batches in one
+        for its KL annealing)."""
+        save_checkpoint({
+            **self._checkpoint_state(epoch),
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": None if self.best_valid_result is None else dict(self.best_valid_result),
+            "saved_model_file": self.saved_model_file,
+            "first_batch_loss": getattr(self, "_first_batch_loss", None),
+            "random": _random_state(train_data.generator),
+            "numbers": _module_numbers(self.model),
+        }, path)
+
+    def restore_training_state(self, path, train_data):
+        """Continue from :meth:`save_training_state`'s file; returns whether training had ended
+        there (early stopping or the last epoch), when ``fit`` must not be called again."""
+        state = load_checkpoint(path, map_location="cpu")  # the generators take CPU tensors; the weights move on load
+        if not os.path.isfile(state["saved_model_file"]):
+            raise CheckpointError(f"training state '{path}': its best checkpoint '{state['saved_model_file']}' is gone")
+        restore_model(self.model, state)
+        modules = dict(self.model.named_modules())
+        for name, numbers in state["numbers"].items():
+            for key, value in numbers.items():
+                setattr(modules[name], key, value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch, self.cur_step = state["epoch"] + 1, state["cur_step"]
+        self.best_valid_score, self.best_valid_result = state["best_valid_score"], state["best_valid_result"]
+        self.saved_model_file = state["saved_model_file"]
+        if state["first_batch_loss"] is not None:
+            self._first_batch_loss = state["first_batch_loss"]
+        _set_random_state(state["random"], train_data.generator)
+        self.logger.info(f"Training state loaded from {path}: resuming after epoch {state['epoch']}")
+        return self.cur_step > self.stopping_step or self.start_epoch >= self.epochs
+
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if eval_data and load_best_model:
             if not self.config["single_spec"]:
@@ -127,6 +172,38 @@ class SafeTrainingMixin:
             f", divergence_factor = {factor}). Lower the learning rate ({', '.join(f'{k} = {v}' for k, v in rates.items())})"
             "; no checkpoint of the diverged model was kept as best"
         )
+
+
+def _module_numbers(model):
+    """``{module name: {attribute: value}}`` of the attributes that are ints or floats."""
+    return {
+        name: {key: value for key, value in vars(module).items() if type(value) in (int, float)}
+        for name, module in model.named_modules()
+    }
+
+
+def _random_state(generator):
+    """The random generators' states as tensors and numbers (a weights-only checkpoint holds them)."""
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": position, "has_gauss": has_gauss, "cached_gaussian": cached_gaussian},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+        "dataloader": generator.get_state(),
+    }
+
+
+def _set_random_state(state, generator):
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["cached_gaussian"]))
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["internal"]), python["gauss_next"]))
+    generator.set_state(state["dataloader"])
 
 
 def with_safe_training(trainer_class):
