@@ -3,6 +3,8 @@
 import pytest
 
 from recbole_diffusion.quick_start import objective_function
+from recbole_diffusion.quick_start.compare import measure_run
+from recbole_diffusion.trainer.trainer import SafeTrainingMixin
 from recbole_diffusion.utils.checkpoint import CheckpointError
 
 # Each keeps a kind of state a restart would lose: DiffRec draws noise from torch's generator,
@@ -66,3 +68,28 @@ def test_a_state_whose_best_checkpoint_is_gone_is_refused_naming_both(tiny_confi
         checkpoint.unlink()
     with pytest.raises(CheckpointError, match=r"training state '.*state.pth': its best checkpoint '.*\.pth' is gone"):
         train(config, state)
+
+
+def test_a_measured_run_goes_on_from_its_state_with_its_costs_summed(tiny_config, tmp_path, monkeypatch):
+    """A comparison's run: the same test metrics and validation curve, every epoch's clock kept."""
+    config = tiny_config(epochs=4)
+    uninterrupted = measure_run("DiffRec", "ml-100k", config_dict=config, per_user=True)
+    save = SafeTrainingMixin.save_training_state
+
+    def killed_after_the_second_state(self, path, epoch, train_data, extra=None):
+        save(self, path, epoch, train_data, extra)
+        if epoch == 1:
+            raise Interrupted
+
+    monkeypatch.setattr(SafeTrainingMixin, "save_training_state", killed_after_the_second_state)
+    state = str(tmp_path / "state.pth")
+    resumable = {**config, "checkpoint_dir": str(tmp_path / "resumed")}
+    with pytest.raises(Interrupted):
+        measure_run("DiffRec", "ml-100k", config_dict=resumable, per_user=True, state_file=state)
+    monkeypatch.setattr(SafeTrainingMixin, "save_training_state", save)
+    resumed = measure_run("DiffRec", "ml-100k", config_dict=resumable, per_user=True, state_file=state)
+    for key in ("test_result", "best_valid_result", "best_epoch", "epochs", "per_user", "params"):
+        assert resumed[key] == uninterrupted[key], key
+    assert resumed["resumed"] == 1 and "resumed" not in uninterrupted
+    # its clocks hold the 4 epochs and 5 evaluations of both parts, and its wall time covers them
+    assert resumed["wall_s"] >= resumed["s_per_epoch"] * 4 + resumed["s_per_eval"] * 5

@@ -391,6 +391,7 @@ def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
     text = (tmp_path / "comparison.md").read_text()
     assert "BPR, seed 2021: RuntimeError: boom" in text and "| 1 |" in text  # one finished seed in the mean
     assert [row["status"] for row in csv.DictReader((tmp_path / "runs.csv").open())] == ["finished", "crashed"]
+    assert not list((tmp_path / "states").iterdir())  # a run's training state goes when it ends, crashed or not
     # a rerun keeps the finished seed and runs the crashed one again
     monkeypatch.setattr(compare_module, "_result", real)
     again = compare(["BPR"], "ml-100k", config_dict={"epochs": 1}, output_dir=str(tmp_path), seeds=[2020, 2021])
@@ -409,7 +410,7 @@ def test_a_run_whose_process_dies_is_reported_with_its_exit_code():
     killer.start()
     results = {}
     _run_in_fresh_processes(
-        multiprocessing.get_context("spawn"), "ml-100k", None, [("a", "BPR", {"seed": 7, "epochs": 100})], 1, results.__setitem__
+        multiprocessing.get_context("spawn"), "ml-100k", None, [("a", "BPR", {"seed": 7, "epochs": 100}, None)], 1, results.__setitem__
     )
     killer.join()
     assert results == {"a": {"model": "BPR", "seed": 7, "error": "the run's process ended without a result (exit code -9)"}}
@@ -430,7 +431,7 @@ def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path, 
     assert parent.returncode == 1
     assert err.strip().splitlines()[-1] == (
         f"error: the comparison was interrupted during BPR, seed 2020 and BPR, seed 2021; the finished runs are kept in "
-        f"{tmp_path / 'out' / 'runs.jsonl'}: the same command resumes"
+        f"{tmp_path / 'out' / 'runs.jsonl'}: the same command resumes, the runs in progress from their last validation"
     )
     deadline = time.monotonic() + 30  # the runs are ended at once; multiprocessing's resource tracker follows
     while any(map(_running, runs)) and time.monotonic() < deadline:

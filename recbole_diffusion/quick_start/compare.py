@@ -4,6 +4,7 @@ Each (model, seed) runs in a fresh process (so its peak memory is its own) throu
 usual pipeline; :mod:`.report` writes the tables and the page.
 """
 
+import hashlib
 import json
 import os
 import resource
@@ -36,6 +37,7 @@ SHARED_EVALUATION_KEYS = ("metrics", "topk", "valid_metric")
 # stops at the (stopping_step + 1)-th validation without gain.
 CONVERGENCE = {"epochs": 1000, "eval_step": 5, "stopping_step": 3}
 CONVERGENCE_GRACE = 50  # ASHA's first rung, in epochs: slow starters (LightGCN) are not cut at epoch 5
+RUN_STATES = "states"  # <output>/states/: the training states of the runs in progress
 
 
 class _Clock:
@@ -43,6 +45,16 @@ class _Clock:
 
     def __init__(self):
         self.wall, self.cpu, self.load = [], [], []
+
+    @classmethod
+    def of(cls, data):
+        """The clock :meth:`data` described."""
+        clock = cls()
+        clock.wall, clock.cpu, clock.load = list(data["wall"]), list(data["cpu"]), list(data["load"])
+        return clock
+
+    def data(self):
+        return {"wall": self.wall, "cpu": self.cpu, "load": self.load}
 
     def wrap(self, function):
         def wrapper(*args, **kwargs):
@@ -63,7 +75,7 @@ def _peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure_run(model, dataset, config_file_list=None, config_dict=None, per_user=False):
+def measure_run(model, dataset, config_file_list=None, config_dict=None, per_user=False, state_file=None):
     """Train and test one model; returns its test metrics and what it cost.
 
     ``s_per_epoch`` is the mean training time of an epoch, ``s_per_valid`` of a validation pass,
@@ -72,6 +84,9 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
     mean 1-minute host load sampled after each (above the thread count, other jobs shared the
     cores). ``peak_mem_mb`` is the process's peak RSS (CPU) or peak allocated CUDA memory. With
     ``per_user``, ``per_user`` holds each test user's value of every top-k metric (for paired tests).
+    With ``state_file``, the run keeps its training state and its measurements so far there after
+    every validation, and a run that finds the file goes on from it: the same result, its costs
+    summed over both parts (``resumed``: how many times it went on).
     """
     from logging import getLogger
 
@@ -85,16 +100,35 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
     init_logger(config)
     _, (train_data, valid_data, test_data), net, trainer = build(config)
     train_clock, eval_clock, valid_scores = _Clock(), _Clock(), []
+    before = {"wall_s": 0.0, "peak_mem_mb": 0.0, "resumed": 0}
+    ended = False
+    if state_file and os.path.isfile(state_file):
+        ended, extra = trainer.restore_training_state(state_file, train_data)
+        train_clock, eval_clock = _Clock.of(extra["train"]), _Clock.of(extra["eval"])
+        valid_scores = [tuple(pair) for pair in extra["valid_scores"]]
+        before = {**extra["before"], "resumed": extra["before"]["resumed"] + 1}
     trainer._train_epoch = train_clock.wrap(trainer._train_epoch)
     trainer.evaluate = eval_clock.wrap(trainer.evaluate)
     test_users = PerUserCapture(trainer, config["USER_ID_FIELD"]) if per_user else None
     start = time.perf_counter()
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=True, callback_fn=lambda epoch, score: valid_scores.append((epoch, score))
-    )
+
+    def after_validation(epoch, score):
+        valid_scores.append((epoch, score))
+        if state_file:
+            so_far = {
+                "wall_s": before["wall_s"] + time.perf_counter() - start,
+                "peak_mem_mb": max(before["peak_mem_mb"], _peak_memory_mb(config["device"])), "resumed": before["resumed"],
+            }
+            extra = {"train": train_clock.data(), "eval": eval_clock.data(), "valid_scores": valid_scores, "before": so_far}
+            trainer.save_training_state(state_file, epoch, train_data, extra)
+
+    if ended:
+        best_valid_result = trainer.best_valid_result
+    else:
+        _, best_valid_result = trainer.fit(train_data, valid_data, saved=True, callback_fn=after_validation)
     n_valid = len(eval_clock.wall)
     test_result = trainer.evaluate(test_data, load_best_model=True)
-    wall = time.perf_counter() - start
+    wall = before["wall_s"] + time.perf_counter() - start
     best_epoch, _ = best_validation(((epoch + 1, score) for epoch, score in valid_scores), config["valid_metric_bigger"])
     getLogger().info(f"test result: {test_result}")
     return {
@@ -112,11 +146,12 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
         "load_avg": mean(train_clock.load + eval_clock.load),
         "wall_s": wall,
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
-        "peak_mem_mb": _peak_memory_mb(config["device"]),
+        "peak_mem_mb": max(before["peak_mem_mb"], _peak_memory_mb(config["device"])),
         "saved_model_file": trainer.saved_model_file,
         "eval_batch_size": config["eval_batch_size"],
         "threads": torch.get_num_threads(),
         "seed": config["seed"],
+        **({"resumed": before["resumed"]} if before["resumed"] else {}),
         **({"per_user": test_users.values} if per_user else {}),
     }
 
@@ -210,18 +245,24 @@ def compare(
                 continue
             overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
             overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
-            pending.append(((model, seed), label, overrides))
+            pending.append(((model, seed), label, overrides, run_state_file(output_dir, label, seed, settings[model])))
 
     def finished(key, run):
         run["settings"] = settings[key[0]]
         if log:
             append_jsonl(log, run)
         done[key] = run
+        state_file = run_state_file(output_dir, configs[key[0]].model_label, key[1], settings[key[0]])
+        if state_file and os.path.isfile(state_file):  # a crashed run starts again
+            os.remove(state_file)
 
     try:
         _run_in_fresh_processes(get_context("spawn"), dataset, config_file_list, pending, jobs, finished)
     except RunsInterrupted as interrupted:
-        kept = f"the finished runs are kept in {log}: the same command resumes" if log else "no --output, nothing kept"
+        kept = (
+            f"the finished runs are kept in {log}: the same command resumes, the runs in progress from their last validation"
+            if log else "no --output, nothing kept"
+        )
         during = " and ".join(f"{model}, seed {seed}" for model, seed in interrupted.running)
         raise ComparisonInterrupted(f"the comparison was interrupted during {during}; {kept}") from None
     runs = [done[model, seed] for model in models for seed in seeds]
@@ -356,8 +397,20 @@ class RunsInterrupted(KeyboardInterrupt):
         self.running = running
 
 
+def run_state_file(output_dir, label, seed, settings):
+    """Where a run keeps its training state until it ends: ``<output>/states/``, named by model,
+    seed and a digest of its settings (a run of other settings does not go on from it); None
+    without an output folder."""
+    if not output_dir:
+        return None
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    folder = os.path.join(output_dir, RUN_STATES)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{label}-{seed}-{digest}.pth")
+
+
 def _run_in_fresh_processes(context, dataset, config_file_list, pending, jobs, finished):
-    """Train each pending ``(key, model, overrides)`` in a fresh interpreter, at most ``jobs`` at
+    """Train each pending ``(key, model, overrides, state file)`` in a fresh interpreter, at most ``jobs`` at
     once, and call ``finished(key, run)`` as each ends (in the order they end). A crash comes back
     as the run's ``error``. An interrupt of this process (Ctrl-C, SIGTERM) ends every running child
     and raises :class:`RunsInterrupted`; a child whose parent died (``kill -9``) ends itself, so
@@ -368,9 +421,11 @@ def _run_in_fresh_processes(context, dataset, config_file_list, pending, jobs, f
         with signals_interrupt():
             while waiting or running:
                 while waiting and len(running) < jobs:
-                    key, model, overrides = waiting.pop(0)
+                    key, model, overrides, state_file = waiting.pop(0)
                     receive, send = context.Pipe(duplex=False)
-                    child = context.Process(target=_child, args=(send, os.getpid(), model, dataset, config_file_list, overrides, threads))
+                    child = context.Process(
+                        target=_child, args=(send, os.getpid(), model, dataset, config_file_list, overrides, threads, state_file)
+                    )
                     child.start()
                     send.close()
                     running[receive] = (key, model, overrides["seed"], child)
@@ -397,7 +452,7 @@ def _result(receive, child, model, seed):
     return result if "error" not in result else {"model": model, "seed": seed, **result}
 
 
-def _child(send, parent, model, dataset, config_file_list, config_dict, threads=None):
+def _child(send, parent, model, dataset, config_file_list, config_dict, threads=None, state_file=None):
     import recbole_diffusion  # noqa: F401  (the child is a fresh interpreter: install the hooks)
 
     if threads is not None:
@@ -405,7 +460,7 @@ def _child(send, parent, model, dataset, config_file_list, config_dict, threads=
 
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
     try:
-        result = measure_run(model, dataset, config_file_list, config_dict, per_user=True)
+        result = measure_run(model, dataset, config_file_list, config_dict, per_user=True, state_file=state_file)
     except Exception as error:  # noqa: BLE001  (reported in the table, never silently dropped)
         result = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
     send.send(result)

@@ -127,7 +127,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     _, (train_data, valid_data, test_data), _, trainer = build(config)
     trained, ended = [0], False
     if state_file and os.path.isfile(state_file):
-        ended = trainer.restore_training_state(state_file, train_data)
+        ended, _ = trainer.restore_training_state(state_file, train_data)
         trained[0] = trainer.start_epoch
 
     def after_validation(epoch, valid_score):

@@ -101,12 +101,12 @@ class SafeTrainingMixin:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
-    def save_training_state(self, path, epoch, train_data):
+    def save_training_state(self, path, epoch, train_data, extra=None):
         """Write what ``fit`` needs to go on after ``epoch`` exactly as if it had not stopped: the
         checkpoint's contents, the early-stopping state, the best checkpoint's path, the random
         generators (torch's, NumPy's, Python's, the training dataloader's shuffle) and the numbers
         the model's modules keep as plain attributes (RecBole's MultiVAE counts its batches in one
-        for its KL annealing)."""
+        for its KL annealing); ``extra``: the caller's own data (a benchmark's clocks so far)."""
         save_checkpoint({
             **self._checkpoint_state(epoch),
             "cur_step": self.cur_step,
@@ -116,11 +116,13 @@ class SafeTrainingMixin:
             "first_batch_loss": getattr(self, "_first_batch_loss", None),
             "random": _random_state(train_data.generator),
             "numbers": _module_numbers(self.model),
+            "extra": extra or {},
         }, path)
 
     def restore_training_state(self, path, train_data):
-        """Continue from :meth:`save_training_state`'s file; returns whether training had ended
-        there (early stopping or the last epoch), when ``fit`` must not be called again."""
+        """Continue from :meth:`save_training_state`'s file; returns ``(ended, extra)``: whether
+        training had ended there (early stopping or the last epoch: ``fit`` must not be called
+        again), and the ``extra`` data saved with it."""
         state = load_checkpoint(path, map_location="cpu")  # the generators take CPU tensors; the weights move on load
         if not os.path.isfile(state["saved_model_file"]):
             raise CheckpointError(f"training state '{path}': its best checkpoint '{state['saved_model_file']}' is gone")
@@ -137,7 +139,7 @@ class SafeTrainingMixin:
             self._first_batch_loss = state["first_batch_loss"]
         _set_random_state(state["random"], train_data.generator)
         self.logger.info(f"Training state loaded from {path}: resuming after epoch {state['epoch']}")
-        return self.cur_step > self.stopping_step or self.start_epoch >= self.epochs
+        return self.cur_step > self.stopping_step or self.start_epoch >= self.epochs, state["extra"]
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if eval_data and load_best_model:
