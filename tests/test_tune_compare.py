@@ -206,7 +206,7 @@ def test_a_seeded_space_samples_the_same_configs(tmp_path, algorithm):
     def drawn(seed):
         path = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, seed=seed, search={"algorithm": algorithm})
         spec = load_search_space(path)
-        searcher, space = search_algorithm(spec, {}, "max"), to_ray_space(spec["space"])
+        searcher, space = search_algorithm(spec, {}, "max", spec["seed"]), to_ray_space(spec["space"])
         if algorithm == "random":
             searcher.add_configurations({"search": {"run": "nothing", "config": space, "num_samples": 3}})
             return [searcher.next_trial().config["learning_rate"] for _ in range(3)]
@@ -214,6 +214,16 @@ def test_a_seeded_space_samples_the_same_configs(tmp_path, algorithm):
         return [searcher.suggest(f"trial{i}")["learning_rate"] for i in range(3)]
 
     assert drawn(7) == drawn(7) and len(set(drawn(7))) == 3 and drawn(8) != drawn(7)
+
+
+def test_a_space_without_a_seed_samples_by_the_runs_seed(tmp_path, ray_session):
+    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, num_samples=2, config={**TINY, "epochs": 1})
+
+    def sampled(name, **config):
+        _, trials = run_search("DiffRec", "ml-100k", space, config_dict=config, storage_path=str(tmp_path / "ray"), name=name)
+        return trials.loc[~trials.defaults, "learning_rate"].tolist()
+
+    assert sampled("a") == sampled("b") != sampled("c", seed=7)
 
 
 def test_a_local_search_ignores_a_dead_clusters_address(tmp_path, ray_session, monkeypatch):

@@ -3,7 +3,8 @@
 A search space is a yaml file (ready ones per model under ``properties/tune/``)::
 
     num_samples: 8                  # trials (grid values multiply it, as in Ray)
-    seed: 2020                      # the sampled configs are the same on every run (default: random)
+    seed: 2020                      # of the sampler (default: the run's seed, RecBole's 2020): the
+                                    # same configs are drawn on every run
     defaults_first: true            # the first trial runs the model's own values of the searched
                                     # keys (the default; it counts as one of num_samples)
     keep_checkpoints: 1             # keep the best-valid checkpoints of the N best trials only
@@ -304,7 +305,7 @@ def run_search(
             param_space=to_ray_space(with_defaults_in_choices(spec, config) if defaults else spec["space"]),
             tune_config=tune.TuneConfig(
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
-                search_alg=search_algorithm(spec, defaults, mode),
+                search_alg=search_algorithm(spec, defaults, mode, spec.get("seed", config["seed"])),
             ),
             # CSV and JSON logs only: Tune's TensorBoard writer, added by default, closes at exit on a
             # thread, which Python >= 3.12 refuses after an interrupt (a traceback under the error line)
@@ -367,21 +368,21 @@ def with_defaults_in_choices(spec, config):
     }
 
 
-def search_algorithm(spec, defaults, mode):
+def search_algorithm(spec, defaults, mode, seed):
     """Ray's searcher: Optuna's TPE (the default; its first ``startup_trials`` sampled at random,
-    no config run twice while the space has others) or random sampling, seeded by the space's
-    ``seed``, the model's defaults first where asked."""
+    no config run twice while the space has others) or random sampling, seeded by ``seed``, the
+    model's defaults first where asked."""
     points = [defaults] if defaults else None
     if spec["search"]["algorithm"] == "random":
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(points_to_evaluate=points, random_state=spec.get("seed"))
+        return BasicVariantGenerator(points_to_evaluate=points, random_state=seed)
     import optuna
 
     from recbole_diffusion.quick_start.searcher import DistinctOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a dropped repeat is told as failed: not a warning
-    sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=spec["search"]["startup_trials"])
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec["search"]["startup_trials"])
     return DistinctOptunaSearch(metric=REPORTED_METRIC, mode=mode, points_to_evaluate=points, sampler=sampler)
 
 
