@@ -24,7 +24,7 @@ from recbole_diffusion.quick_start.report import paired_test, per_user_values
 from recbole_diffusion.model.diffusion import SCALED_SCHEDULES
 from recbole_diffusion.quick_start import load_data_and_model
 from recbole_diffusion.quick_start.tune import (
-    SearchError, check_space_keys, load_search_space, run_search, search_algorithm, to_ray_space, trial_resources,
+    RECORD_FILE, SearchError, check_space_keys, load_search_space, run_search, search_algorithm, to_ray_space, trial_resources,
 )
 from recbole_diffusion.utils import ConfigError, load_checkpoint
 
@@ -630,8 +630,11 @@ def test_a_resumed_search_goes_on_with_its_interrupted_trial_from_the_last_valid
     assert search.returncode == 1, err[-3000:]
     experiment = tmp_path / "ray" / "DiffRec-ml-100k"
     validated = load_checkpoint(next(experiment.glob("checkpoints/*/training-state.pth")))["epoch"] + 1
+    interrupted_s = json.loads((experiment / RECORD_FILE).read_text())["wall_s"]
     resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((experiment / RECORD_FILE).read_text())
+    assert 0 < interrupted_s < record["best"]["wall_s"] == record["wall_s"]  # the search's time counts both parts
     epochs = pd.read_csv(next(experiment.glob("_trial_*/progress.csv"))).epoch
     assert epochs.min() > validated  # the restarted trial went on after its last validation
     trials = pd.read_csv(experiment / "trials.csv")

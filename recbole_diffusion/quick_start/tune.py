@@ -318,11 +318,12 @@ def run_search(
     # interrupt reaches us (Ray has saved the experiment's state for --resume all along).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # the loggers are the run config's
-    start = time.perf_counter()
+    before, start = recorded_wall(experiment), time.perf_counter()  # the interrupted parts' time, if resumed
     try:
         with signals_interrupt():  # also SIGTERM, and Ctrl-C where the process started ignoring it
             results = tuner.fit()
     except KeyboardInterrupt:
+        write_record(experiment, settings, wall_s=before + time.perf_counter() - start)
         raise SearchError(
             f"search '{experiment}' was interrupted; continue it with the same command and --resume "
             f"(with --tune, also --tune_dir={os.path.dirname(experiment)} --tune_name={name})"
@@ -347,13 +348,13 @@ def run_search(
         "valid_metric": config["valid_metric"],
         "best_valid_score": float(best_row[REPORTED_METRIC]),
         "best_epoch": None if math.isnan(best_row.best_epoch) else int(best_row.best_epoch),
-        "wall_s": time.perf_counter() - start,  # of this call: a resumed search counts its last part
+        "wall_s": before + time.perf_counter() - start,  # every part of a resumed search
         "status": best_row.status,
         "defaults": bool(best_row.defaults),
         "checkpoint": best_row.checkpoint,
         "path": best.path,
     }
-    write_record(experiment, settings, summary)
+    write_record(experiment, settings, summary, summary["wall_s"])
     return summary, trials
 
 
@@ -389,11 +390,21 @@ def search_algorithm(spec, defaults, mode, seed):
 RECORD_FILE = "recbole_diffusion_search.json"  # beside Ray's state in the experiment folder
 
 
-def write_record(experiment, settings, best=None):
-    """Record (as JSON) what a search runs with and, once it has finished, its best trial."""
+def write_record(experiment, settings, best=None, wall_s=0.0):
+    """Record (as JSON) what a search runs with, the seconds it has run (its interrupted parts
+    too) and, once it has finished, its best trial."""
     os.makedirs(experiment, exist_ok=True)
     with open(os.path.join(experiment, RECORD_FILE), "w", encoding="utf-8") as f:
-        json.dump({"settings": settings, "best": best}, f, indent=1, sort_keys=True, default=str)
+        json.dump({"settings": settings, "best": best, "wall_s": wall_s}, f, indent=1, sort_keys=True, default=str)
+
+
+def recorded_wall(experiment):
+    """The seconds a search's record says it has run so far (0 for a new one)."""
+    path = os.path.join(experiment, RECORD_FILE)
+    if not os.path.isfile(path):
+        return 0.0
+    with open(path, encoding="utf-8") as f:
+        return float(json.load(f).get("wall_s") or 0.0)
 
 
 def stored_search(experiment, settings):
