@@ -216,22 +216,13 @@ def test_a_seeded_space_samples_the_same_configs(tmp_path, algorithm):
     assert drawn(7) == drawn(7) and len(set(drawn(7))) == 3 and drawn(8) != drawn(7)
 
 
-def test_a_search_of_a_space_without_a_seed_draws_the_same_configs_every_time(tmp_path, ray_session):
-    space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, num_samples=2, config={**TINY, "epochs": 1})
-
-    def sampled(name):
-        _, trials = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name=name)
-        return trials.loc[~trials.defaults, "learning_rate"].tolist()
-
-    assert sampled("a") == sampled("b")  # unseeded, TPE's random starts would differ
-
-
 def test_a_local_search_ignores_a_dead_clusters_address(tmp_path, ray_session, monkeypatch):
     ray.shutdown()  # the search must start Ray itself
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what a killed head leaves behind
     space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [3]}}, config={**TINY, "epochs": 1})
     best, _ = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="local")
     assert best["status"] == "finished"
+    assert best["seed"] == 2020  # a space without a seed samples by the run's (RecBole's default)
 
 
 def test_compare_applies_the_first_models_own_config(tmp_path):

@@ -260,6 +260,7 @@ def run_search(
     })
     base_config["dataset"] = config["dataset"]
     mode = "max" if config["valid_metric_bigger"] else "min"
+    seed = spec.get("seed", config["seed"])  # the sampler's: the same configs on every run
     defaults = defaults_point(spec["space"], config) if spec.get("defaults_first", True) else {}
     name = name or f"{model}-{config['dataset']}"
     storage_path = os.path.abspath(storage_path)
@@ -305,7 +306,7 @@ def run_search(
             param_space=to_ray_space(with_defaults_in_choices(spec, config) if defaults else spec["space"]),
             tune_config=tune.TuneConfig(
                 metric=REPORTED_METRIC, mode=mode, scheduler=scheduler, num_samples=int(spec.get("num_samples", 1)),
-                search_alg=search_algorithm(spec, defaults, mode, spec.get("seed", config["seed"])),
+                search_alg=search_algorithm(spec, defaults, mode, seed),
             ),
             # CSV and JSON logs only: Tune's TensorBoard writer, added by default, closes at exit on a
             # thread, which Python >= 3.12 refuses after an interrupt (a traceback under the error line)
@@ -351,6 +352,7 @@ def run_search(
         "wall_s": before + time.perf_counter() - start,  # every part of a resumed search
         "status": best_row.status,
         "defaults": bool(best_row.defaults),
+        "seed": seed,
         "checkpoint": best_row.checkpoint,
         "path": best.path,
     }
