@@ -233,7 +233,7 @@ def compare(
     settings = {
         model: json.loads(json.dumps({**common, "model_config": model_config.get(model, {})}, default=str)) for model in models
     }
-    done, pending = {}, []
+    done, pending, state_files = {}, [], {}
     for model in models:
         label = configs[model].model_label
         for seed in seeds:
@@ -245,16 +245,18 @@ def compare(
                 continue
             overrides = {**shared, **config_dict, **model_config.get(model, {}), "seed": seed}
             overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
-            pending.append(((model, seed), label, overrides, run_state_file(output_dir, label, seed, settings[model])))
+            state_files[model, seed] = run_state_file(output_dir, label, seed, settings[model])
+            pending.append(((model, seed), label, overrides, state_files[model, seed]))
+    if output_dir and pending:
+        os.makedirs(os.path.join(output_dir, RUN_STATES), exist_ok=True)
 
     def finished(key, run):
         run["settings"] = settings[key[0]]
         if log:
             append_jsonl(log, run)
         done[key] = run
-        state_file = run_state_file(output_dir, configs[key[0]].model_label, key[1], settings[key[0]])
-        if state_file and os.path.isfile(state_file):  # a crashed run starts again
-            os.remove(state_file)
+        if state_files[key] and os.path.isfile(state_files[key]):  # a crashed run starts again
+            os.remove(state_files[key])
 
     try:
         _run_in_fresh_processes(get_context("spawn"), dataset, config_file_list, pending, jobs, finished)
@@ -404,14 +406,12 @@ def run_state_file(output_dir, label, seed, settings):
     if not output_dir:
         return None
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = os.path.join(output_dir, RUN_STATES)
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, f"{label}-{seed}-{digest}.pth")
+    return os.path.join(output_dir, RUN_STATES, f"{label}-{seed}-{digest}.pth")
 
 
 def _run_in_fresh_processes(context, dataset, config_file_list, pending, jobs, finished):
-    """Train each pending ``(key, model, overrides, state file)`` in a fresh interpreter, at most ``jobs`` at
-    once, and call ``finished(key, run)`` as each ends (in the order they end). A crash comes back
+    """Train each pending ``(key, model, overrides, state file)`` in a fresh interpreter, at most
+    ``jobs`` at once, and call ``finished(key, run)`` as each ends (in the order they end). A crash comes back
     as the run's ``error``. An interrupt of this process (Ctrl-C, SIGTERM) ends every running child
     and raises :class:`RunsInterrupted`; a child whose parent died (``kill -9``) ends itself, so
     that no orphan trains on. With ``jobs`` > 1, each child gets an equal share of the CPU threads."""

@@ -476,9 +476,9 @@ def _remove_training_states(experiment):
 def last_run(history):
     """The validation reports (score, epoch) of a trial's latest run. A resumed search restarts an
     interrupted trial from its last training state (or from epoch 1 before its first validation),
-    and Ray's history of the trial can hold the reports of before: a report at an epoch not after the one before it replaces the
-    earlier reports from that epoch on, which belong to a run that was not continued. The final
-    report (the run's best score, again) is left out."""
+    and Ray's history of the trial can hold the reports of before: a report at an epoch not after
+    the one before it replaces the earlier reports from that epoch on, which belong to a run that
+    was not continued. The final report (the run's best score, again) is left out."""
     import pandas as pd
 
     if history is None or REPORTED_METRIC not in history or "epoch" not in history:

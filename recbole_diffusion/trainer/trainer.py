@@ -94,12 +94,15 @@ class SafeTrainingMixin:
 
     def resume_checkpoint(self, resume_file):
         self.saved_model_file = str(resume_file)
-        checkpoint = self._load_model_state(self.saved_model_file)
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self._continue_after(self._load_model_state(self.saved_model_file))
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _continue_after(self, checkpoint):
+        """Optimiser and early stopping as a loaded checkpoint left them: ``fit`` goes on with the
+        epoch after its own."""
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.start_epoch, self.cur_step = checkpoint["epoch"] + 1, checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
 
     def save_training_state(self, path, epoch, train_data, extra=None):
         """Write what ``fit`` needs to go on after ``epoch`` exactly as if it had not stopped: the
@@ -131,10 +134,8 @@ class SafeTrainingMixin:
         for name, numbers in state["numbers"].items():
             for key, value in numbers.items():
                 setattr(modules[name], key, value)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch, self.cur_step = state["epoch"] + 1, state["cur_step"]
-        self.best_valid_score, self.best_valid_result = state["best_valid_score"], state["best_valid_result"]
-        self.saved_model_file = state["saved_model_file"]
+        self._continue_after(state)
+        self.best_valid_result, self.saved_model_file = state["best_valid_result"], state["saved_model_file"]
         if state["first_batch_loss"] is not None:
             self._first_batch_loss = state["first_batch_loss"]
         _set_random_state(state["random"], train_data.generator)
