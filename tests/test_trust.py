@@ -124,6 +124,15 @@ def test_nothing_half_written_is_left(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_checkpoint_is_created_with_the_umasks_mode(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        save_checkpoint({"state_dict": {}}, str(tmp_path / "ckpt.pth"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "ckpt.pth").stat().st_mode & 0o777 == 0o640  # not a temporary file's 0600
+
+
 # --- configs -------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ temporary file and renamed, so no half-written checkpoint is left behind.
 
 import enum
 import os
-import tempfile
+import uuid
 
 import numpy as np
 import scipy.sparse as sp
@@ -128,10 +128,10 @@ def restore_model(model, checkpoint):
 
 
 def save_checkpoint(state, path):
-    """Write ``state`` (plain data and tensors) to ``path`` through a temporary file."""
+    """Write ``state`` (plain data and tensors) to ``path`` through a temporary file beside it,
+    created as ``torch.save`` creates files (its mode is the umask's, as RecBole's checkpoints)."""
     folder, name = os.path.split(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(handle)
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
         os.replace(tmp, path)
