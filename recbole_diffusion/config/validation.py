@@ -12,6 +12,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from recbole.utils import ModelType
+
 from recbole_diffusion.utils.checks import ConfigError, is_int, require
 
 # Keys of every run through the plugin (any model), with their defaults.
@@ -23,7 +25,11 @@ PLUGIN_RUN_DEFAULTS = {
     "extra_config_keys": [],
     # The seed of the data split (None: seed). Runs over several seeds share one split this way.
     "split_seed": None,
+    # How a general model's training interactions are drawn each epoch: "interaction" (RecBole's:
+    # every one once) or "user" (LightGCN's code: a user uniformly, then one of theirs).
+    "train_sampling": "interaction",
 }
+TRAIN_SAMPLINGS = ("interaction", "user")
 # Set by RecBole's distributed launch (run_recbole's --nproc etc.) rather than a yaml.
 DISTRIBUTED_KEYS = {"local_rank", "nproc", "world_size", "offset", "ip", "port"}
 LEARNING_RATE_KEYS = ("learning_rate", "lr1", "lr2")
@@ -132,6 +138,32 @@ def check_values(config):
     for key, value in final.items():
         _check_range(key, value)
     _check_valid_metric(final)
+    _check_train_sampling(config)
+
+
+def _check_train_sampling(config):
+    """``train_sampling: user`` replaces RecBole's loader of training interactions, where the model has that one."""
+    from recbole.data.dataloader import TrainDataLoader
+    from recbole.data.utils import get_dataloader
+
+    value = config.final_config_dict["train_sampling"]
+    require(value in TRAIN_SAMPLINGS, "train_sampling", value, f"must be one of {list(TRAIN_SAMPLINGS)}")
+    if value == "interaction":
+        return
+    final = config.final_config_dict
+    require(
+        final["MODEL_TYPE"] == ModelType.GENERAL, "train_sampling", value,
+        f"draws users' interactions for a general recommender; {config.model_label} is {final['MODEL_TYPE'].name.lower()}",
+    )
+    loader = get_dataloader(config, "train")
+    require(
+        loader is TrainDataLoader, "train_sampling", value,
+        f"draws training interactions, and {config.model_label} trains from RecBole's {loader.__name__} instead",
+    )
+    require(
+        final["single_spec"], "train_sampling", value,
+        "draws in each process alone: a distributed run (--nproc > 1) would train every process on the same draws",
+    )
 
 
 def _check_valid_metric(final):

@@ -12,6 +12,7 @@ from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_diffusion.config import Config
+from recbole_diffusion.data.dataloader import UserSampledTrainDataLoader
 from recbole_diffusion.data.utils import check_splits, create_plugin_dataset
 from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
 from recbole_diffusion.utils.checkpoint import CheckpointError, restore_model
@@ -48,6 +49,8 @@ def split_data(config):
     init_seed(config["split_seed"] if config["split_seed"] is not None else config["seed"], config["reproducibility"])
     dataset = create_plugin_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    if config["train_sampling"] == "user":
+        train_data = UserSampledTrainDataLoader(config, train_data._dataset, train_data._sampler, shuffle=config["shuffle"])
     check_splits(config, dataset, valid_data, test_data)
     return dataset, (train_data, valid_data, test_data)
 
