@@ -216,11 +216,16 @@ def test_a_seeded_space_samples_the_same_configs(tmp_path, algorithm):
     assert drawn(7) == drawn(7) and len(set(drawn(7))) == 3 and drawn(8) != drawn(7)
 
 
-def test_a_local_search_ignores_a_dead_clusters_address(tmp_path, ray_session, monkeypatch):
+def test_a_local_search_ignores_a_dead_clusters_address_and_keeps_the_callers_sigterm_handler(tmp_path, ray_session, monkeypatch):
     ray.shutdown()  # the search must start Ray itself
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what a killed head leaves behind
     space = write_space(tmp_path / "space.yaml", {"steps": {"choice": [3]}}, config={**TINY, "epochs": 1})
-    best, _ = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="local")
+    ours = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the command line's, which reports an interrupt
+    try:
+        best, _ = run_search("DiffRec", "ml-100k", space, storage_path=str(tmp_path / "ray"), name="local")
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler  # not Ray's, which exits without a word
+    finally:
+        signal.signal(signal.SIGTERM, ours)
     assert best["status"] == "finished"
     assert best["seed"] == 2020  # a space without a seed samples by the run's (RecBole's default)
 
@@ -368,13 +373,13 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     # a rerun with the same settings reuses the log instead of training again
     again = compare(["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021])
     assert [run["wall_s"] for run in again] == [run["wall_s"] for run in runs]
-    # a change to one model's own settings reruns that model only
+    # a change to one model's own settings reruns that model only (one seed: one run to train)
     changed = compare(
         ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]},
-        model_config={"BPR": {"embedding_size": 8}}, output_dir=str(out), seeds=[2020, 2021],
+        model_config={"BPR": {"embedding_size": 8}}, output_dir=str(out), seeds=[2020],
     )
-    assert [run["wall_s"] for run in changed[:2]] == [run["wall_s"] for run in runs[:2]]
-    assert all(new["wall_s"] != old["wall_s"] and new["params"] < old["params"] for new, old in zip(changed[2:], runs[2:]))  # 8-wide
+    assert changed[0]["wall_s"] == runs[0]["wall_s"]
+    assert changed[1]["wall_s"] != runs[2]["wall_s"] and changed[1]["params"] < runs[2]["params"]  # BPR, 8-wide
 
 
 def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):

@@ -277,7 +277,8 @@ def run_search(
             )
 
     try:
-        ray.init(address=ray_address or "local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        with signals_interrupt():  # ray.init's own SIGTERM handler exits without a word: the caller's stays
+            ray.init(address=ray_address or "local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     except ConnectionError as error:
         raise SearchError(
             f"cannot join the Ray cluster at --ray_address={ray_address}: {str(error).splitlines()[0]}. Is its head up, "
