@@ -97,7 +97,17 @@ def run_recbole_diffusion(model=None, dataset=None, config_file_list=None, confi
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
-    result = {
+    result = run_result(config, trainer, saved, best_valid_score, best_valid_result, test_result)
+    if not config["single_spec"]:
+        dist.destroy_process_group()
+    if config["local_rank"] == 0 and queue is not None:
+        queue.put(result)
+    return result
+
+
+def run_result(config, trainer, saved, best_valid_score, best_valid_result, test_result):
+    """What RecBole's quick start returns of a run (with the best checkpoint's file where saved)."""
+    return {
         "model": config.model_label,
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -105,11 +115,6 @@ def run_recbole_diffusion(model=None, dataset=None, config_file_list=None, confi
         "test_result": test_result,
         "saved_model_file": trainer.saved_model_file if saved else None,
     }
-    if not config["single_spec"]:
-        dist.destroy_process_group()
-    if config["local_rank"] == 0 and queue is not None:
-        queue.put(result)
-    return result
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None, state_file=None):
@@ -145,15 +150,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     else:
         best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=saved, callback_fn=after_validation)
     test_result = trainer.evaluate(test_data, load_best_model=saved)
-    return {
-        "model": config.model_label,
-        "best_valid_score": best_valid_score,
-        "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": best_valid_result,
-        "test_result": test_result,
-        "saved_model_file": trainer.saved_model_file if saved else None,
-        "epochs": trained[0],
-    }
+    return {**run_result(config, trainer, saved, best_valid_score, best_valid_result, test_result), "epochs": trained[0]}
 
 
 def load_data_and_model(model_file, device=None, config_dict=None):
