@@ -657,7 +657,7 @@ def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path, entry_p
         for line in head.stdout:  # until the head is up (or `ray start` has ended)
             if "Ray runtime started" in line:
                 break
-            search = subprocess.run(
+        search = subprocess.run(
             [sys.executable, str(entry_path), "--model=DiffRec", f"--tune={space}", f"--ray_address=127.0.0.1:{port}", f"--tune_dir={tmp_path / 'ray'}"],
             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600,
         )
