@@ -146,11 +146,11 @@ def _check_train_sampling(config):
     from recbole.data.dataloader import TrainDataLoader
     from recbole.data.utils import get_dataloader
 
-    value = config.final_config_dict["train_sampling"]
+    final = config.final_config_dict
+    value = final["train_sampling"]
     require(value in TRAIN_SAMPLINGS, "train_sampling", value, f"must be one of {list(TRAIN_SAMPLINGS)}")
     if value == "interaction":
         return
-    final = config.final_config_dict
     require(
         final["MODEL_TYPE"] == ModelType.GENERAL, "train_sampling", value,
         f"draws users' interactions for a general recommender; {config.model_label} is {final['MODEL_TYPE'].name.lower()}",
