@@ -73,7 +73,9 @@ class SymmetricAdjacency:
 
 
 def _symmetric_norm_adj_mat(self):
-    return SymmetricAdjacency.of(_RECBOLE_NORM_ADJ(self))
+    with warnings.catch_warnings():  # RecBole's call, not the user's: nothing they can change
+        warnings.filterwarnings("ignore", message=r"torch.sparse.SparseTensor\(indices, values, shape", category=UserWarning)
+        return SymmetricAdjacency.of(_RECBOLE_NORM_ADJ(self))
 
 
 def install():

@@ -1,6 +1,8 @@
 """RecBole's LightGCN on the plugin's symmetric CSR adjacency (recbole_diffusion.graph): the
 same losses, gradients and scores as on RecBole's own COO matrix, to float rounding."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -30,6 +32,18 @@ def loss_and_gradients(model, batch, adjacency):
 def test_lightgcn_trains_on_the_symmetric_adjacency(lightgcn):
     model, _ = lightgcn
     assert isinstance(model.norm_adj_matrix, SymmetricAdjacency) and model.norm_adj_matrix.matrix.layout == torch.sparse_csr
+
+
+def test_the_adjacency_is_built_without_recboles_deprecation_warning(lightgcn):
+    model, _ = lightgcn
+    warned_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch warns once a process: again here, whatever built a LightGCN before
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.get_norm_adj_mat()
+    finally:
+        torch.set_warn_always(warned_always)
 
 
 def test_the_same_loss_gradients_and_scores_as_recboles_matrix(lightgcn):
