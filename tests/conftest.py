@@ -92,6 +92,16 @@ def run_entry(entry_script, monkeypatch):
 
 
 @pytest.fixture
+def free_port():
+    """A loopback TCP port that was free a moment ago (for a process group or a Ray head)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
 def checkpoint_dir(tmp_path):
     return tmp_path / "saved"
 

@@ -51,17 +51,12 @@ def test_a_sampling_the_model_cannot_take_is_refused_before_loading(no_data_load
         Config(model=model, dataset="ml-100k", config_dict={"train_sampling": value})
 
 
-def test_a_distributed_run_is_refused_user_sampling(no_data_loading):
+def test_a_distributed_run_is_refused_user_sampling(no_data_loading, free_port):
     """Each process would draw the same pairs: refused once the process group is up (here a gloo
     group of one process, which is all the Config needs to count as distributed)."""
-    import socket
-
     import torch.distributed
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    distributed = {"local_rank": 0, "world_size": 1, "offset": 0, "nproc": 1, "ip": "127.0.0.1", "port": port}
+    distributed = {"local_rank": 0, "world_size": 1, "offset": 0, "nproc": 1, "ip": "127.0.0.1", "port": free_port}
     try:
         with pytest.raises(ConfigError, match=r"a distributed run \(--nproc > 1\) would train every process"):
             Config(model="BPR", dataset="ml-100k", config_dict={"train_sampling": "user", **distributed})

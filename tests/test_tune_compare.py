@@ -638,14 +638,10 @@ def test_a_resumed_search_goes_on_with_its_interrupted_trial_from_the_last_valid
     assert not list(experiment.glob("checkpoints/*/training-state.pth"))  # gone once the trial ended
 
 
-def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path, entry_path):
+def test_a_search_runs_on_a_ray_cluster_started_with_ray_start(tmp_path, entry_path, free_port):
     """A head started by the installed Ray's `ray start` on loopback, joined by `--tune ...
     --ray_address` as the README says (Ray >= 2.5x's token authentication: RAY_AUTH_MODE=token)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port
     env = {**os.environ, "RAY_AUTH_MODE": "token"}  # loopback only: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (conftest)
     head = subprocess.Popen(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
