@@ -194,6 +194,9 @@ def test_command_line_values_are_literals_never_code(tmp_path):
     assert parse_value(f"__import__('os').system('touch {marker}')") == f"__import__('os').system('touch {marker}')"
     assert not marker.exists()
     assert parse_value("[600, 200]") == [600, 200] and parse_value("TRUE") is True and parse_value("1e-3") == 0.001
+    assert parse_value("[Recall,NDCG]") == ["Recall", "NDCG"] and parse_value("{uniform: 1}") == {"uniform": 1}
+    assert parse_value("[!!python/object/apply:os.system ['touch x']]") == "[!!python/object/apply:os.system ['touch x']]"
+    assert parse_value("[unclosed") == "[unclosed"
     args, overrides = parse_command_line(["--model=BPR", "--epochs=3", "--resume", "--noise_scale=0.1"])
     assert args.model == "BPR" and args.resume and overrides == {"epochs": 3, "noise_scale": 0.1}
     with pytest.raises(ConfigError, match="'--epochs'.*--key=value"):

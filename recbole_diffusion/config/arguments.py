@@ -8,6 +8,8 @@ the run, the comparison or every search trial as a config dict; the plugin's Con
 import argparse
 import ast
 
+import yaml
+
 from recbole_diffusion.utils.checks import ConfigError
 
 
@@ -77,14 +79,23 @@ def seed_list(text):
 
 def parse_value(text):
     """A command-line or config-dict string as a Python literal (never ``eval``): numbers, lists,
-    dicts, ``None``, ``true`` / ``false`` in any case; anything else stays a string."""
+    dicts, ``None``, ``true`` / ``false`` in any case. A list or dict that is not a Python literal
+    is read as YAML's flow style, as in the config files (``[Recall,NDCG]``, ``{uniform: 1}``;
+    ``safe_load``: plain values only); anything else stays a string."""
     if not isinstance(text, str):
         return text
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        lowered = text.strip().lower()
-        return {"true": True, "false": False}.get(lowered, text)
+        stripped = text.strip()
+        if stripped.startswith(("[", "{")):
+            try:
+                value = yaml.safe_load(stripped)
+            except yaml.YAMLError:
+                value = None
+            if isinstance(value, (list, dict)):
+                return value
+        return {"true": True, "false": False}.get(stripped.lower(), text)
 
 
 def parse_command_line(argv, description=None):
