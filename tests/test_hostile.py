@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from recbole_diffusion.data.convert import ConvertError, diffrec_to_atomic, main
 from recbole_diffusion.quick_start import build, load_data_and_model, run_recbole_diffusion
 from recbole_diffusion.quick_start.compare import compare, read_model_config
 from recbole_diffusion.quick_start.report import append_jsonl, read_jsonl
-from recbole_diffusion.quick_start.tune import RECORD_FILE, SearchError, last_run, load_search_space, run_search
+from recbole_diffusion.quick_start.tune import RECORD_FILE, SearchError, _trials_table, load_search_space, run_search
 from recbole_diffusion.utils import ConfigError
 from recbole_diffusion.utils.checkpoint import load_checkpoint, save_checkpoint
 
@@ -195,16 +196,17 @@ def test_an_interrupted_search_is_restored_only_when_asked(tmp_path, monkeypatch
 # --- the resumed search ranks on the run it tested ----------------------------------------------
 
 
-def test_a_resumed_trial_is_scored_on_its_latest_run_only():
-    history = pd.DataFrame({
-        "valid_score": [0.10, 0.16, 0.17, 0.05, 0.07, 0.07],  # interrupted run (epochs 5-15), rerun (5-10), final row
-        "epoch": [5, 10, 15, 5, 10, 10],
-        "finished": [np.nan] * 5 + [True],
-    })
-    assert list(last_run(history).valid_score) == [0.05, 0.07] and list(last_run(history).epoch) == [5, 10]
-    assert list(last_run(history.iloc[:3]).valid_score) == [0.10, 0.16, 0.17]
-    went_on = pd.DataFrame({"valid_score": [0.10, 0.16, 0.17, 0.18, 0.19], "epoch": [5, 10, 15, 15, 20]})  # from epoch 10's state
-    assert list(last_run(went_on).valid_score) == [0.10, 0.16, 0.18, 0.19] and list(last_run(went_on).epoch) == [5, 10, 15, 20]
+def test_a_resumed_trial_is_scored_on_its_whole_run_not_on_rays_history_since_the_restart(tmp_path):
+    """Ray keeps a restored trial's reports from the restart on only; its best validation came before."""
+    since_restart = pd.DataFrame({"valid_score": [0.07, 0.06], "epoch": [25, 30]})
+    latest = {"valid_score": 0.06, "epoch": 30, "best_epoch": 10, "best_valid_score": 0.16, "validations": 6, "trial_id": "t"}
+    result = SimpleNamespace(
+        config={"learning_rate": 0.001}, metrics=latest, metrics_dataframe=since_restart, error=None, path=str(tmp_path / "_trial_0a_1_lr")
+    )
+    space = {"learning_rate": {"choice": [0.001]}}
+    row = _trials_table([result], space, "max", {"learning_rate": 0.001}, str(tmp_path)).iloc[0]
+    assert (row.valid_score, row.best_epoch, row.validations, row.epochs) == (0.16, 10, 6, 30)
+    assert row.status == "stopped early" and bool(row.defaults)
 
 
 def test_a_resume_with_other_settings_is_refused_naming_them(tmp_path):

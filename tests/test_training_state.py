@@ -26,8 +26,8 @@ class Interrupted(Exception):
 def train(config, state_file=None, stop_at=None):
     reports = []
 
-    def report(epoch, valid_score):
-        reports.append((epoch, valid_score))
+    def report(epoch, valid_score, best):
+        reports.append((epoch, valid_score, best))
         if epoch == stop_at:
             raise Interrupted
 
@@ -47,6 +47,9 @@ def test_a_run_resumed_from_its_training_state_ends_as_an_uninterrupted_one(mode
     assert resumed == whole[2:]  # the third epoch again, then the fourth: the same scores
     assert result["test_result"] == uninterrupted["test_result"]
     assert result["best_valid_result"] == uninterrupted["best_valid_result"] and result["epochs"] == 4
+    # the best so far counts the validations before the resume: the same as the uninterrupted run's
+    assert [best for *_, best in resumed] == [best for *_, best in whole[2:]] and whole[-1][2]["validations"] == 4
+    assert (result["best_epoch"], result["validations"]) == (uninterrupted["best_epoch"], uninterrupted["validations"])
 
 
 def test_a_run_whose_state_says_it_ended_only_tests(tiny_config, tmp_path):

@@ -113,7 +113,7 @@ def test_search_picks_best_by_validation_and_survives_a_crash(tmp_path, ray_sess
     assert trials.set_index("steps").loc[0, "status"] == "error"
     assert "steps' = 0" in trials.set_index("steps").loc[0, "error"]
     ran = trials[trials.status != "error"]
-    assert set(ran.status) <= {"finished", "stopped early"} and (ran.reports >= 1).all()
+    assert set(ran.status) <= {"finished", "stopped early"} and (ran.validations >= 1).all()
     assert (ran.status == "stopped early").sum() == (ran.filter(like="test/").isna().all(axis=1)).sum()  # no test when stopped
     assert best["config"]["steps"] != 0 and best["status"] == "finished"
     assert math.isclose(best["best_valid_score"], ran.valid_score.max())
@@ -635,6 +635,9 @@ def test_a_resumed_search_goes_on_with_its_interrupted_trial_from_the_last_valid
     assert epochs.min() > validated  # the restarted trial went on after its last validation
     trials = pd.read_csv(experiment / "trials.csv")
     assert list(trials.status) == ["finished"] and trials.epochs[0] == epochs.max()
+    # every validation of the trial, the ones before the interruption too (Ray's history starts again)
+    assert trials.validations[0] == trials.epochs[0] // 5 > epochs.nunique()  # DiffRec validates every 5 epochs
+    assert 0 < trials.best_epoch[0] <= trials.epochs[0] and record["best"]["best_epoch"] == trials.best_epoch[0]
     assert not list(experiment.glob("checkpoints/*/training-state.pth"))  # gone once the trial ended
 
 

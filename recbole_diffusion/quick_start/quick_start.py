@@ -14,6 +14,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.dataloader import UserSampledTrainDataLoader
 from recbole_diffusion.data.utils import check_splits, create_plugin_dataset
+from recbole_diffusion.quick_start.report import best_validation
 from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
 from recbole_diffusion.utils.checkpoint import CheckpointError, restore_model
 
@@ -118,13 +119,16 @@ def run_result(config, trainer, saved, best_valid_score, best_valid_result, test
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None, state_file=None):
-    """One quiet training run for hyper-parameter searches; ``callback_fn(epoch, valid_score)``
+    """One quiet training run for hyper-parameter searches; ``callback_fn(epoch, valid_score, best)``
     is called after every validation (a tuner reports it), the test set is evaluated once at the end.
+    ``best`` is the run's best validation so far: ``best_epoch`` (1-based, the last of a tie, as
+    RecBole keeps), ``best_valid_score`` and ``validations``, the number of validations.
 
     With ``state_file`` the run writes its training state there after every validation, and a run
     that finds the file continues from it (:meth:`~..trainer.SafeTrainingMixin.save_training_state`)
-    with the same result an uninterrupted run has. ``epochs`` in the result: the epochs trained at
-    the last validation."""
+    with the same result an uninterrupted run has: ``best`` counts the validations before the
+    resume too (a tuner's own history of a restored trial may not). ``epochs`` in the result: the
+    epochs trained at the last validation; ``best_epoch`` and ``validations`` as in ``best``."""
     config = Config(config_dict=config_dict, config_file_list=config_file_list)
     init_seed(config["seed"], config["reproducibility"])
     logger = getLogger()
@@ -133,24 +137,34 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     init_logger(config)
     logging.basicConfig(level=logging.ERROR)
     _, (train_data, valid_data, test_data), _, trainer = build(config)
-    trained, ended = [0], False
+    trained, ended, validations = [0], False, []
     if state_file and os.path.isfile(state_file):
-        ended, _ = trainer.restore_training_state(state_file, train_data)
+        ended, extra = trainer.restore_training_state(state_file, train_data)
         trained[0] = trainer.start_epoch
+        validations = [tuple(pair) for pair in extra.get("validations", [])]
+
+    def best_so_far():
+        best_epoch, best_score = best_validation(validations, config["valid_metric_bigger"])
+        return {"best_epoch": best_epoch, "best_valid_score": best_score, "validations": len(validations)}
 
     def after_validation(epoch, valid_score):
         trained[0] = epoch + 1
+        validations.append((epoch + 1, float(valid_score)))
         if callback_fn:
-            callback_fn(epoch, valid_score)
+            callback_fn(epoch, valid_score, best_so_far())
         if state_file:  # after the report: a state that is ahead of the reports could skip one
-            trainer.save_training_state(state_file, epoch, train_data)
+            trainer.save_training_state(state_file, epoch, train_data, {"validations": validations})
 
     if ended:
         best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
     else:
         best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=saved, callback_fn=after_validation)
     test_result = trainer.evaluate(test_data, load_best_model=saved)
-    return {**run_result(config, trainer, saved, best_valid_score, best_valid_result, test_result), "epochs": trained[0]}
+    best = best_so_far()
+    return {
+        **run_result(config, trainer, saved, best_valid_score, best_valid_result, test_result),
+        "epochs": trained[0], "best_epoch": best["best_epoch"], "validations": best["validations"],
+    }
 
 
 def load_data_and_model(model_file, device=None, config_dict=None):

@@ -46,7 +46,6 @@ from logging import getLogger
 
 from recbole_diffusion.config.configurator import read_yaml_file
 from recbole_diffusion.config.trust import check_no_code
-from recbole_diffusion.quick_start.report import best_validation
 from recbole_diffusion.utils.checks import ConfigError, is_int
 from recbole_diffusion.utils.utils import signals_interrupt
 
@@ -198,8 +197,8 @@ def _trial(params, base_config, config_file_list, space, experiment):
 
     from recbole_diffusion.quick_start import objective_function
 
-    def report(epoch, valid_score):
-        tune.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1})
+    def report(epoch, valid_score, best):  # the scheduler compares valid_score; the table reads best
+        tune.report({REPORTED_METRIC: float(valid_score), "epoch": epoch + 1, **best})
 
     # In the experiment folder itself (Ray runs a trial in a session folder and copies it over)
     checkpoints = trial_checkpoints(experiment, tune.get_context().get_trial_id())
@@ -210,7 +209,8 @@ def _trial(params, base_config, config_file_list, space, experiment):
     result = objective_function(config_dict=config_dict, config_file_list=config_file_list, callback_fn=report, state_file=state_file)
     final = {
         REPORTED_METRIC: float(result["best_valid_score"]), "finished": True, "checkpoint": result["saved_model_file"],
-        "epoch": result["epochs"],
+        "epoch": result["epochs"], "best_epoch": result["best_epoch"], "best_valid_score": float(result["best_valid_score"]),
+        "validations": result["validations"],
     }
     final.update({f"valid/{k}": float(v) for k, v in (result["best_valid_result"] or {}).items()})
     final.update({f"test/{k}": float(v) for k, v in (result["test_result"] or {}).items()})
@@ -474,27 +474,6 @@ def _remove_training_states(experiment):
             os.remove(path)
 
 
-def last_run(history):
-    """The validation reports (score, epoch) of a trial's latest run. A resumed search restarts an
-    interrupted trial from its last training state (or from epoch 1 before its first validation),
-    and Ray's history of the trial can hold the reports of before: a report at an epoch not after
-    the one before it replaces the earlier reports from that epoch on, which belong to a run that
-    was not continued. The final report (the run's best score, again) is left out."""
-    import pandas as pd
-
-    if history is None or REPORTED_METRIC not in history or "epoch" not in history:
-        return pd.DataFrame(columns=[REPORTED_METRIC, "epoch"])
-    history = history[[REPORTED_METRIC, "epoch"] + (["finished"] if "finished" in history else [])].dropna(subset=[REPORTED_METRIC])
-    if "finished" in history:
-        history = history[history["finished"] != True]  # noqa: E712  (NaN on the other rows)
-    kept = []
-    for index, epoch in history["epoch"].items():
-        while kept and history.at[kept[-1], "epoch"] >= epoch:
-            kept.pop()
-        kept.append(index)
-    return history.loc[kept, [REPORTED_METRIC, "epoch"]]
-
-
 def _ranked(trials, mode):
     """Trial indices, best valid score first; ties keep the trials' order (a resumed search agrees)."""
     return list(trials.sort_values(REPORTED_METRIC, ascending=(mode == "min"), kind="mergesort", na_position="last").index)
@@ -510,8 +489,12 @@ def _keep_best_checkpoints(trials, ranked, keep):
 
 
 def _trials_table(results, space, mode, defaults, experiment):
-    """One row per trial: searched values, whether they are the model's defaults, status, epochs
-    reported, best valid score, test metrics, checkpoint and directory."""
+    """One row per trial: searched values, whether they are the model's defaults, status,
+    validations, best valid score and its epoch, test metrics, checkpoint and directory.
+
+    The validations and the best are the trial's latest report's, which counts the whole run: a
+    trial a resumed search restarted went on from its training state, and Ray keeps only the
+    reports made since the restart."""
     import pandas as pd
 
     rows = []
@@ -519,18 +502,15 @@ def _trials_table(results, space, mode, defaults, experiment):
         values = {key: (result.config or {}).get(key) for key in space}
         row = from_ray(values, space)
         row["defaults"] = bool(defaults) and all(values[key] == value for key, value in defaults.items())
-        history = last_run(result.metrics_dataframe)
-        scores = history[REPORTED_METRIC] if len(history) else history
-        finished = bool((result.metrics or {}).get("finished"))
+        metrics = result.metrics or {}
+        finished = bool(metrics.get("finished"))
         row["status"] = ERROR if result.error else FINISHED if finished else STOPPED
         row["error"] = type(result.error).__name__ + ": " + str(result.error).splitlines()[-1][:200] if result.error else ""
-        row["reports"] = len(scores)
-        epochs = history["epoch"] if "epoch" in history else [math.nan] * len(scores)
-        best_epoch, row[REPORTED_METRIC] = best_validation(zip(epochs, scores) if len(scores) else [], mode == "max")
-        row["best_epoch"] = math.nan if best_epoch is None else float(best_epoch)
-        row["epochs"] = float(history["epoch"].max()) if len(history) and "epoch" in history else math.nan
-        row.update({k: v for k, v in (result.metrics or {}).items() if k.startswith("test/")})
-        metrics = result.metrics or {}
+        row["validations"] = int(metrics.get("validations", 0))
+        row[REPORTED_METRIC] = float(metrics.get("best_valid_score", math.nan))
+        row["best_epoch"] = float(metrics.get("best_epoch") or math.nan)
+        row["epochs"] = float(metrics.get("epoch", math.nan))
+        row.update({k: v for k, v in metrics.items() if k.startswith("test/")})
         row["checkpoint"] = "" if result.error else metrics.get("checkpoint") if finished else _trial_checkpoint(experiment, metrics.get("trial_id"))
         row["trial_dir"] = result.path
         rows.append(row)
