@@ -204,7 +204,7 @@ def test_a_resumed_trial_is_scored_on_its_whole_run_not_on_rays_history_since_th
         config={"learning_rate": 0.001}, metrics=latest, metrics_dataframe=since_restart, error=None, path=str(tmp_path / "_trial_0a_1_lr")
     )
     space = {"learning_rate": {"choice": [0.001]}}
-    row = _trials_table([result], space, "max", {"learning_rate": 0.001}, str(tmp_path)).iloc[0]
+    row = _trials_table([result], space, {"learning_rate": 0.001}, str(tmp_path)).iloc[0]
     assert (row.valid_score, row.best_epoch, row.validations, row.epochs) == (0.16, 10, 6, 30)
     assert row.status == "stopped early" and bool(row.defaults)
 

@@ -331,7 +331,7 @@ def run_search(
             f"(with --tune, also --tune_dir={os.path.dirname(experiment)} --tune_name={name})"
         ) from None
     _remove_training_states(experiment)
-    trials = _trials_table(results, spec["space"], mode, defaults, experiment)
+    trials = _trials_table(results, spec["space"], defaults, experiment)
     trials.to_csv(os.path.join(experiment, "trials.csv"), index=False)
     if (trials.status == ERROR).all():
         raise SearchError(
@@ -488,7 +488,7 @@ def _keep_best_checkpoints(trials, ranked, keep):
         trials.at[index, "checkpoint"] = ""
 
 
-def _trials_table(results, space, mode, defaults, experiment):
+def _trials_table(results, space, defaults, experiment):
     """One row per trial: searched values, whether they are the model's defaults, status,
     validations, best valid score and its epoch, test metrics, checkpoint and directory.
 
