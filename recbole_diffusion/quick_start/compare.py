@@ -15,7 +15,7 @@ from multiprocessing.connection import wait
 
 import torch
 
-from recbole_diffusion.quick_start.report import append_jsonl, best_validation, mean, per_user_values, read_jsonl, write_report
+from recbole_diffusion.quick_start.report import append_jsonl, best_of_run, mean, per_user_values, read_jsonl, write_report
 from recbole_diffusion.utils.checks import ConfigError, is_int
 from recbole_diffusion.utils.utils import signals_interrupt
 
@@ -129,7 +129,7 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
     n_valid = len(eval_clock.wall)
     test_result = trainer.evaluate(test_data, load_best_model=True)
     wall = before["wall_s"] + time.perf_counter() - start
-    best_epoch, _ = best_validation(((epoch + 1, score) for epoch, score in valid_scores), config["valid_metric_bigger"])
+    best_epoch, _ = best_of_run(valid_scores, config["valid_metric_bigger"])
     getLogger().info(f"test result: {test_result}")
     return {
         "model": config.model_label,

@@ -14,7 +14,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 from recbole_diffusion.config import Config
 from recbole_diffusion.data.dataloader import UserSampledTrainDataLoader
 from recbole_diffusion.data.utils import check_splits, create_plugin_dataset
-from recbole_diffusion.quick_start.report import best_validation
+from recbole_diffusion.quick_start.report import best_of_run
 from recbole_diffusion.utils import get_model, get_trainer, load_checkpoint
 from recbole_diffusion.utils.checkpoint import CheckpointError, restore_model
 
@@ -137,23 +137,23 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     init_logger(config)
     logging.basicConfig(level=logging.ERROR)
     _, (train_data, valid_data, test_data), _, trainer = build(config)
-    trained, ended, validations = [0], False, []
+    trained, ended, valid_scores = [0], False, []
     if state_file and os.path.isfile(state_file):
         ended, extra = trainer.restore_training_state(state_file, train_data)
         trained[0] = trainer.start_epoch
-        validations = [tuple(pair) for pair in extra.get("validations", [])]
+        valid_scores = [tuple(pair) for pair in extra.get("valid_scores", [])]
 
     def best_so_far():
-        best_epoch, best_score = best_validation(validations, config["valid_metric_bigger"])
-        return {"best_epoch": best_epoch, "best_valid_score": best_score, "validations": len(validations)}
+        best_epoch, best_score = best_of_run(valid_scores, config["valid_metric_bigger"])
+        return {"best_epoch": best_epoch, "best_valid_score": best_score, "validations": len(valid_scores)}
 
     def after_validation(epoch, valid_score):
         trained[0] = epoch + 1
-        validations.append((epoch + 1, float(valid_score)))
+        valid_scores.append((epoch, float(valid_score)))
         if callback_fn:
             callback_fn(epoch, valid_score, best_so_far())
         if state_file:  # after the report: a state that is ahead of the reports could skip one
-            trainer.save_training_state(state_file, epoch, train_data, {"validations": validations})
+            trainer.save_training_state(state_file, epoch, train_data, {"valid_scores": valid_scores})
 
     if ended:
         best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result

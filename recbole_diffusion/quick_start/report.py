@@ -159,6 +159,12 @@ def best_validation(epochs_and_scores, bigger=True):
     return best
 
 
+def best_of_run(valid_scores, bigger=True):
+    """:func:`best_validation` of a run's ``(epoch, score)`` validations as RecBole's trainer
+    numbers its epochs (from 0); the epoch returned counts from 1."""
+    return best_validation(((epoch + 1, score) for epoch, score in valid_scores), bigger)
+
+
 def mean(values):
     """The mean, NaN for no values."""
     return float(np.mean(values)) if values else math.nan
