@@ -340,7 +340,7 @@ def test_a_smaller_is_better_metric_is_better_when_it_falls():
     assert rows[1]["direction"] == "better" and rows[1]["p_holm"] < 0.05
 
 
-def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
+def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path, caplog):
     out = tmp_path / "out"
     runs = compare(
         ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021],
@@ -370,9 +370,13 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path):
     assert "± " in table and "p-values against DiffRec" in table
     assert "- every model (--key=value): epochs=2, steps=5, dims_dnn=[16]\n" in table
     assert len(list(csv.DictReader((out / "runs.csv").open()))) == 4
+    # it says before training how every model is evaluated, and how many runs it has to train
+    assert "every model is evaluated with DiffRec's metrics=['Recall', 'NDCG', 'Hit', 'MRR'], topk=[10, 20], valid_metric=Recall@20" in caplog.text
+    assert f"comparison: 0 of 4 runs reused from {out / 'runs.jsonl'}, 4 to train" in caplog.text
     # a rerun with the same settings reuses the log instead of training again
     again = compare(["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]}, output_dir=str(out), seeds=[2020, 2021])
     assert [run["wall_s"] for run in again] == [run["wall_s"] for run in runs]
+    assert "4 of 4 runs reused" in caplog.text
     # a change to one model's own settings reruns that model only (one seed: one run to train)
     changed = compare(
         ["DiffRec", "BPR"], "ml-100k", config_dict={"epochs": 2, "steps": 5, "dims_dnn": [16]},

@@ -10,6 +10,7 @@ import os
 import resource
 import threading
 import time
+from logging import getLogger
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 
@@ -88,8 +89,6 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
     every validation, and a run that finds the file goes on from it: the same result, its costs
     summed over both parts (``resumed``: how many times it went on).
     """
-    from logging import getLogger
-
     from recbole.utils import init_logger, init_seed
 
     from recbole_diffusion.config import Config
@@ -212,6 +211,10 @@ def compare(
     configs, extra_keys = plan(models, dataset, config_file_list, config_dict, model_config)
     first = configs[models[0]]
     shared = {key: first[key] for key in SHARED_EVALUATION_KEYS}
+    getLogger().warning(
+        f"comparison of {', '.join(models)} on {first['dataset']}: every model is evaluated with {models[0]}'s "
+        f"{_settings_text(shared)} (--metrics, --topk, --valid_metric set them for all)"
+    )
     from_defaults, search_wall = [], {}
     if tune_trials:
         model_config = {model: {**convergence_protocol(configs[model]), **model_config.get(model, {})} for model in models}
@@ -247,6 +250,8 @@ def compare(
             overrides.update(extra_config_keys=extra_keys[model], split_seed=first["seed"])
             state_files[model, seed] = run_state_file(output_dir, label, seed, settings[model])
             pending.append(((model, seed), label, overrides, state_files[model, seed]))
+    if log:
+        getLogger().warning(f"comparison: {len(done)} of {len(done) + len(pending)} runs reused from {log}, {len(pending)} to train")
     if output_dir and pending:
         os.makedirs(os.path.join(output_dir, RUN_STATES), exist_ok=True)
 
