@@ -351,6 +351,8 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path, caplog):
     assert {run["threads"] for run in runs} == {max(1, os.cpu_count() // 2)}
     for run in runs:  # a plugin model beside a built-in one, each evaluated with the first model's metrics
         assert set(run["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in (10, 20)}
+        # DiffRec validates every 5 epochs and after its last, BPR every epoch
+        assert run["first_valid_epoch"] == {"DiffRec": 2, "BPR": 1}[run["model"]]
         assert run["epochs"] == 2 and run["s_per_epoch"] > 0 and run["s_per_eval"] > 0 and run["peak_mem_mb"] > 0
     # one split for every seed: the same test users, and seeds change the result
     assert set(runs[0]["per_user"]["recall@20"]) == set(runs[3]["per_user"]["recall@20"])
@@ -535,17 +537,21 @@ def test_a_tuned_comparison_trains_to_early_stopping_unless_told_otherwise():
     assert convergence_protocol(Config(model="EASE", dataset="ml-100k")) == {}  # fitted once: validates once
 
 
-def test_the_report_flags_a_model_stopped_by_the_epoch_cap():
+def test_the_report_flags_a_model_stopped_by_the_epoch_cap_or_best_at_its_first_validation():
     from recbole_diffusion.quick_start.report import convergence_rows
 
     runs = [
-        {"model": "A", "seed": 1, "epochs": 40, "best_epoch": 20, "wall_s": 10.0},
+        {"model": "A", "seed": 1, "epochs": 40, "best_epoch": 20, "first_valid_epoch": 5, "wall_s": 10.0},
         {"model": "B", "seed": 1, "epochs": 100, "best_epoch": 100, "wall_s": 30.0},
         {"model": "B", "seed": 2, "epochs": 100, "best_epoch": 90, "wall_s": 30.0},
+        {"model": "C", "seed": 1, "epochs": 25, "best_epoch": 5, "first_valid_epoch": 5, "wall_s": 9.0},  # peaked by epoch 5
+        {"model": "D", "seed": 1, "epochs": 21, "best_epoch": 1, "first_valid_epoch": 1, "wall_s": 9.0},  # validated every epoch
     ]
     rows = convergence_rows(runs, {"A": 5.0})
-    assert rows["A"] == {"best_epoch": 20, "epochs": 40, "at_cap": False, "seeds_s": 10.0, "search_s": 5.0}
-    assert rows["B"]["at_cap"] and rows["B"]["best_epoch"] == 95 and rows["B"]["search_s"] is None
+    assert rows["A"] == {"best_epoch": 20, "epochs": 40, "at_cap": False, "at_first": False, "seeds_s": 10.0, "search_s": 5.0}
+    assert rows["B"]["at_cap"] and rows["B"]["best_epoch"] == 95 and rows["B"]["search_s"] is None and not rows["B"]["at_first"]
+    assert rows["C"]["at_first"] and not rows["C"]["at_cap"]
+    assert not rows["D"]["at_first"]  # nothing earlier to validate
 
 
 def test_the_best_validation_is_the_last_of_a_tie_as_recbole_keeps_it():
@@ -571,7 +577,7 @@ def test_the_report_prints_only_what_was_measured():
     costs = {"s_per_epoch": 1.0, "s_per_eval": 1.0, "params": 10, "peak_mem_mb": 100.0, "epochs": 5, "best_epoch": 3, "wall_s": 9.0}
     runs = [
         {"model": "A", "seed": 1, "test_result": {"auc": 0.8, "recall@2": 0.5833}, "per_user": per_user, **costs},
-        {"model": "B", "seed": 1, "test_result": {"auc": 0.7, "recall@2": 0.25}, **costs,
+        {"model": "B", "seed": 1, "test_result": {"auc": 0.7, "recall@2": 0.25}, **costs, "first_valid_epoch": 3,
          "per_user": {"recall@2": dict.fromkeys(per_user["recall@2"], 0.25)}},
     ]
     text = markdown("t", summarise(runs, "A", ["auc"]), runs, "A", ["auc"])
@@ -579,6 +585,7 @@ def test_the_report_prints_only_what_was_measured():
     assert "no paired test (no per-user values of these metrics)" in text and "p-values" not in text and "bootstrap" not in text
     text = markdown("t", summarise(runs, "A", ["recall@2"]), runs, "A", ["recall@2"])
     assert "Holm-adjusted over the table's 1 tests" in text and "p-values against A" in text and "bootstrap interval" in text
+    assert "| A | 3.00 | 5.00 |" in text and "| B | 3.00 ◁ | 5.00 |" in text  # B's best was its first validation
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,7 @@ def measure_run(model, dataset, config_file_list=None, config_dict=None, per_use
         "best_valid_result": dict(best_valid_result or {}),
         "epochs": len(train_clock.wall),
         "best_epoch": best_epoch,
+        "first_valid_epoch": valid_scores[0][0] + 1 if valid_scores else None,
         "s_per_epoch": mean(train_clock.wall),
         "s_per_valid": mean(eval_clock.wall[:n_valid]),
         "s_test": eval_clock.wall[-1],

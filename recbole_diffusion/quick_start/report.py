@@ -198,16 +198,18 @@ def _mark(row):
 
 def convergence_rows(runs, searches=None):
     """Per model: mean epochs to the best validation and epochs trained over its finished seeds,
-    whether a seed's best validation was its last epoch (stopped by the cap, still improving), the
-    wall seconds of its seeds and of its search."""
+    whether a seed's best validation was its last epoch (stopped by the cap, still improving) or
+    its first one after more than one epoch (it may have peaked before it: validate more often),
+    the wall seconds of its seeds and of its search."""
     rows = {}
     for run in runs:
         if "error" in run:
             continue
-        row = rows.setdefault(run["model"], {"best_epoch": [], "epochs": [], "at_cap": False, "seeds_s": 0.0})
+        row = rows.setdefault(run["model"], {"best_epoch": [], "epochs": [], "at_cap": False, "at_first": False, "seeds_s": 0.0})
         if run.get("best_epoch") is not None:
             row["best_epoch"].append(run["best_epoch"])
             row["at_cap"] |= run["best_epoch"] == run["epochs"] and run["epochs"] > 1
+            row["at_first"] |= run["best_epoch"] == run.get("first_valid_epoch") and run["best_epoch"] > 1
         row["epochs"].append(run["epochs"])
         row["seeds_s"] += run.get("wall_s") or 0.0
     for model, row in rows.items():
@@ -249,11 +251,13 @@ def markdown(title, summary, runs, reference, metrics, settings=None, searches=N
     lines += ["", "| model | " + " | ".join(label for _, label in COSTS) + " |", "|---|" + "---|" * len(COSTS)]
     for model, values in costs.items():
         lines.append(f"| {model} | " + " | ".join(_number(values[key], integer=key == "params") for key, _ in COSTS) + " |")
-    lines += ["", "Convergence (mean over seeds) and wall time; ⚠: a seed's best validation was its last epoch (cut by the epoch cap, still improving):", "",
+    lines += ["", "Convergence (mean over seeds) and wall time; ⚠: a seed's best validation was its last epoch (cut by the epoch cap, "
+              "still improving); ◁: its first validation, after more than one epoch (it may have peaked before: validate more often, "
+              "--eval_step):", "",
               "| model | epochs to best valid | epochs trained | seeds (s) | search (s) |", "|---|---|---|---|---|"]
     for model, row in convergence_rows(runs, searches).items():
         lines.append(
-            f"| {model} | {_number(row['best_epoch'])}{' ⚠' if row['at_cap'] else ''} | {_number(row['epochs'])} | "
+            f"| {model} | {_number(row['best_epoch'])}{' ⚠' if row['at_cap'] else ''}{' ◁' if row['at_first'] else ''} | {_number(row['epochs'])} | "
             f"{_number(row['seeds_s'], integer=True)} | {_number(row['search_s'], integer=True) if row['search_s'] is not None else ''} |"
         )
     if settings:
