@@ -296,7 +296,7 @@ def write_report(output_dir, title, runs, reference, metrics, settings=None, sea
         writer.writeheader()
         writer.writerows({**row, "reference": reference} for row in summary)
     run_fields = [
-        "model", "seed", "status", *metrics, "epochs", "best_epoch", "wall_s", *(key for key, _ in COSTS), "load_avg", "resumed", "error",
+        "model", "seed", "status", *metrics, "epochs", "best_epoch", "first_valid_epoch", "wall_s", *(key for key, _ in COSTS), "load_avg", "resumed", "error",
     ]
     with open(os.path.join(output_dir, "runs.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=run_fields, extrasaction="ignore")
