@@ -20,7 +20,7 @@ import yaml
 
 from recbole_diffusion.config import Config
 from recbole_diffusion.quick_start.compare import compare
-from recbole_diffusion.quick_start.report import paired_test, per_user_values
+from recbole_diffusion.quick_start.report import model_colors, paired_test, per_user_values
 from recbole_diffusion.model.diffusion import SCALED_SCHEDULES
 from recbole_diffusion.quick_start import load_data_and_model
 from recbole_diffusion.quick_start.tune import (
@@ -699,3 +699,13 @@ def test_a_search_on_a_dataset_of_ones_own(tmp_path, ray_session):
     space = write_space(tmp_path / "space.yaml", {"learning_rate": {"choice": [0.001]}}, config={**TINY, "epochs": 1})
     best, _ = run_search("DiffRec", None, space, [str(tmp_path / "mine.yaml")], storage_path=str(tmp_path / "ray"))
     assert best["status"] == "finished"
+
+
+def test_report_colours_models_apart():
+    """The ML-1M table has 13 models: each gets its own bar colour (the palette once had 10, so the
+    11th shared the first's), and a colour repeats only after the whole palette is used."""
+    models = [f"M{i}" for i in range(40)]
+    colors = model_colors(models)
+    assert len(set(colors[m] for m in models[:13])) == 13
+    first_repeat = next(i for i, m in enumerate(models) if colors[m] in [colors[n] for n in models[:i]])
+    assert first_repeat == 34 and colors["M34"] == colors["M0"]

@@ -307,6 +307,16 @@ def write_report(output_dir, title, runs, reference, metrics, settings=None, sea
     return summary
 
 
+def model_colors(models):
+    """{model: its bar colour}: ten muted colours, then plotly's 24 dark ones, so that a 13-model
+    table (the ML-1M one) gives no two models the same colour; only past 34 models do colours repeat."""
+    from plotly.colors import qualitative
+
+    palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
+    palette += qualitative.Dark24
+    return {model: palette[i % len(palette)] for i, model in enumerate(models)}
+
+
 def write_html(path, title, summary, runs, reference, metrics):
     """One self-contained page: metric bars with std error bars and significance marks, a cost panel."""
     import plotly.graph_objects as go
@@ -320,9 +330,9 @@ def write_html(path, title, summary, runs, reference, metrics):
         subplot_titles=[f"test metrics (mean ± std over seeds; ▲/▼ vs {reference}, Holm-adjusted p < {SIGNIFICANCE})", *(label for _, label in COSTS)],
         row_heights=[0.62, 0.38], vertical_spacing=0.14,
     )
-    palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
-    for i, model in enumerate(models):
-        color = palette[i % len(palette)]
+    colors = model_colors(models)
+    for model in models:
+        color = colors[model]
         rows = [cell[model, m] for m in metrics]
         figure.add_trace(
             go.Bar(
