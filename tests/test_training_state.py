@@ -10,12 +10,14 @@ from recbole_diffusion.utils.checkpoint import CheckpointError
 # Each keeps a kind of state a restart would lose: DiffRec draws noise from torch's generator,
 # L-DiffRec anneals by counters in buffers and trains two parameter groups, MultiVAE counts its
 # batches in a plain attribute (its KL weight, annealed over 8 batches here), BPR samples its
-# negatives with NumPy's generator.
+# negatives with NumPy's generator, DreamRec drops conditions at random and samples by a reverse
+# chain at every validation.
 SMALL = {
     "DiffRec": {},
     "LDiffRec": {"in_dims": [8], "n_cate": 2},
     "MultiVAE": {"mlp_hidden_size": [16], "total_anneal_steps": 8, "anneal_cap": 1.0},
     "BPR": {},
+    "DreamRec": {"embedding_size": 8, "MAX_ITEM_LIST_LENGTH": 5, "train_batch_size": 1024, "uncond_prob": 0.1},
 }
 
 
