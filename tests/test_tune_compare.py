@@ -387,6 +387,8 @@ def test_compare_over_seeds_reports_mean_std_and_p_values(tmp_path, caplog):
     )
     assert changed[0]["wall_s"] == runs[0]["wall_s"]
     assert changed[1]["wall_s"] != runs[2]["wall_s"] and changed[1]["params"] < runs[2]["params"]  # BPR, 8-wide
+    title = (out / "comparison.md").read_text().splitlines()[0]
+    assert "seeds 2020, defaults but for the settings below, at most 2 epochs, valid" in title
 
 
 def test_a_crashed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
@@ -499,8 +501,9 @@ def test_compare_refuses_to_mix_model_types():
 def test_a_tuned_comparison_gives_every_model_the_same_budget(tmp_path, ray_session):
     out = tmp_path / "out"
     evaluation = {"metrics": ["Recall", "NDCG"], "topk": [5], "valid_metric": "NDCG@5"}  # the first model's, for all
+    # stopping_step as the user's (the protocol gives eval_step): the title reads both
     runs = compare(
-        ["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1}, model_config={"BPR": evaluation}, output_dir=str(out),
+        ["BPR", "EASE"], "ml-100k", config_dict={"epochs": 1, "stopping_step": 3}, model_config={"BPR": evaluation}, output_dir=str(out),
         tune_trials=2, seeds=[2020], jobs=2,
     )
     assert [run["model"] for run in runs] == ["BPR", "EASE"] and all("error" not in run for run in runs)

@@ -276,14 +276,18 @@ def compare(
     runs = [done[model, seed] for model in models for seed in seeds]
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
-        budget = f"each tuned with {tune_trials} trials (its defaults first, TPE, ASHA on valid), " if tune_trials else "defaults, "
+        if tune_trials:
+            budget = f"each tuned with {tune_trials} trials (its defaults first, TPE, ASHA on valid), "
+        else:
+            budget = "defaults but for the settings below, " if any(model_config.get(model) for model in models) else "defaults, "
         fitted = [model for model in models if configs[model]["MODEL_TYPE"].name == "TRADITIONAL"]
         fitted_text = f" ({', '.join(fitted)}: fitted once)" if fitted else ""
-        trained = next((model_config.get(model, {}) for model in models if model not in fitted), {})
-        epochs = config_dict.get("epochs", trained.get("epochs", first["epochs"]))
+        # what the first model that trains was given, for all or for itself (its own keys win, as in its run)
+        trained = {**config_dict, **next((model_config.get(model, {}) for model in models if model not in fitted), {})}
+        epochs = trained.get("epochs", first["epochs"])
         stopping = (
             f", validated every {trained['eval_step']} epochs, stopped after {trained['stopping_step'] + 1} validations without gain"
-            if "eval_step" in trained else ""
+            if {"eval_step", "stopping_step"} <= set(trained) else ""
         )
         title = (
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
