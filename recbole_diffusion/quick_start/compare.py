@@ -277,21 +277,15 @@ def compare(
     if output_dir:
         seeds_text = ", ".join(map(str, seeds))
         if tune_trials:
-            budget = f"each tuned with {tune_trials} trials (its defaults first, TPE, ASHA on valid), "
+            budget = f"each tuned with {tune_trials} trials (its defaults first, TPE, ASHA on valid)"
         else:
-            budget = "defaults but for the settings below, " if any(model_config.get(model) for model in models) else "defaults, "
+            budget = "defaults but for the settings below" if any(model_config.get(model) for model in models) else "defaults"
         fitted = [model for model in models if configs[model]["MODEL_TYPE"].name == "TRADITIONAL"]
         fitted_text = f" ({', '.join(fitted)}: fitted once)" if fitted else ""
-        # what the first model that trains was given, for all or for itself (its own keys win, as in its run)
-        trained = {**config_dict, **next((model_config.get(model, {}) for model in models if model not in fitted), {})}
-        epochs = trained.get("epochs", first["epochs"])
-        stopping = (
-            f", validated every {trained['eval_step']} epochs, stopped after {trained['stopping_step'] + 1} validations without gain"
-            if {"eval_step", "stopping_step"} <= set(trained) else ""
-        )
         title = (
             f"{' vs '.join(models)} on {first['dataset']}: split {_split_text(first)}, seeds {seeds_text}, "
-            f"{budget}at most {epochs} epochs{stopping}{fitted_text}, valid {first['valid_metric']}"
+            f"{', '.join(filter(None, [budget, _training_text(models, configs, model_config, fitted)]))}{fitted_text}, "
+            f"valid {first['valid_metric']}"
         )
         given = {key: value for key, value in config_dict.items() if key != "extra_config_keys"}
         settings_text = {
@@ -304,6 +298,22 @@ def compare(
         searches = {configs[model].model_label: wall for model, wall in search_wall.items()}
         write_report(output_dir, title, runs, configs[reference].model_label, runs_metric_names(runs), settings_text, searches)
     return runs
+
+
+def _training_text(models, configs, model_config, fitted):
+    """How the models that train were trained, from each one's config and own keys (its run's
+    precedence): once when they share it, else model by model."""
+    texts = {}
+    for model in models:
+        if model not in fitted:
+            value = {key: model_config.get(model, {}).get(key, configs[model][key]) for key in ("epochs", "eval_step", "stopping_step")}
+            every = "every epoch" if value["eval_step"] == 1 else f"every {value['eval_step']} epochs"
+            texts[configs[model].model_label] = (
+                f"at most {value['epochs']} epochs, validated {every}, stopped after {value['stopping_step'] + 1} validations without gain"
+            )
+    if len(set(texts.values())) <= 1:
+        return next(iter(texts.values()), "")
+    return "trained " + "; ".join(f"{label}: {text}" for label, text in texts.items())
 
 
 def _settings_text(values):
