@@ -8,6 +8,7 @@ RecBole writes ``log/`` and ``log_tensorboard/`` into the current directory and 
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,22 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def wait_until():
+    """``wait_until(condition, what)``: poll ``condition()`` until it is true; a test that waits for
+    a process to reach a point fails naming that point, not later on what is missing. The limit
+    only guards against a hang: a loaded machine is slow, not wrong."""
+
+    def wait(condition, what, limit_s=600):
+        deadline = time.monotonic() + limit_s
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"not within {limit_s} s: {what}")
+            time.sleep(0.2)
+
+    return wait
 
 
 @pytest.fixture

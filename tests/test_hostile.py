@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -380,14 +379,12 @@ def ignore_sigint():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_exits_1_in_one_line_even_when_started_ignoring_sigint(tmp_path, signum, entry_path):
+def test_an_interrupted_run_exits_1_in_one_line_even_when_started_ignoring_sigint(tmp_path, signum, entry_path, wait_until):
     run = subprocess.Popen(
         [sys.executable, str(entry_path), "--model=DiffRec", "--epochs=500", "--show_progress=False", f"--checkpoint_dir={tmp_path}/saved"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint,
     )
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("saved/*.pth")) and time.monotonic() < deadline:
-        time.sleep(0.5)  # until it trains
+    wait_until(lambda: list(tmp_path.glob("saved/*.pth")), "the run saves its first checkpoint")
     run.send_signal(signum)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1

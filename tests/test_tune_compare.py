@@ -435,15 +435,13 @@ def test_a_run_whose_process_dies_is_reported_with_its_exit_code():
     assert results == {"a": {"model": "BPR", "seed": 7, "error": "the run's process ended without a result (exit code -9)"}}
 
 
-def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path, entry_path):
+def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path, entry_path, wait_until):
     parent = subprocess.Popen(
         [sys.executable, str(entry_path), "--compare=BPR", "--seeds=2020,2021", "--jobs=2", "--epochs=300", f"--output={tmp_path / 'out'}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
-    deadline = time.monotonic() + 180
-    while len(list((tmp_path / "log").rglob("*.log"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)  # until both runs have started to log
+    wait_until(lambda: len(list((tmp_path / "log").rglob("*.log"))) >= 2, "both runs start to log")
     runs = [int(pid) for pid in children.read_text().split()]
     parent.send_signal(signal.SIGTERM)
     _, err = parent.communicate(timeout=60)
@@ -459,7 +457,7 @@ def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path, 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, signum, entry_path):
+def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, signum, entry_path, wait_until):
     """Also when it was started with SIGINT ignored (bash's `cmd &` in a script), and when it is
     killed with SIGKILL, which it cannot handle: its run ends itself."""
     parent = subprocess.Popen(
@@ -468,9 +466,7 @@ def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, sig
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "log").rglob("*.log")) and time.monotonic() < deadline:
-        time.sleep(0.5)  # until the run has started to log
+    wait_until(lambda: list((tmp_path / "log").rglob("*.log")), "the run starts to log")
     run = [int(pid) for pid in children.read_text().split()]
     parent.send_signal(signum)
     _, err = parent.communicate(timeout=60)
@@ -616,7 +612,7 @@ def test_a_tuned_comparison_refuses_a_model_without_a_space(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, signum, entry_path):
+def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, signum, entry_path, wait_until):
     """However it was started: here with SIGINT ignored, as bash's `cmd &` in a script starts it."""
     space = write_space(tmp_path / "space.yaml", {"learning_rate": {"loguniform": [0.0001, 0.01]}}, config={**TINY, "epochs": 200}, num_samples=4)
     search = subprocess.Popen(
@@ -624,22 +620,18 @@ def test_an_interrupted_search_exits_non_zero_with_the_resume_command(tmp_path, 
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "ray").glob("*/*/result.json")) and time.monotonic() < deadline:
-        time.sleep(1)  # until a trial runs
+    wait_until(lambda: list((tmp_path / "ray").glob("*/*/result.json")), "a trial runs")
     search.send_signal(signum)
     _, err = search.communicate(timeout=120)
     assert search.returncode == 1
     assert "was interrupted; continue it with the same command and --resume" in err.strip().splitlines()[-1]
 
 
-def test_a_resumed_search_goes_on_with_its_interrupted_trial_from_the_last_validation(tmp_path, entry_path):
+def test_a_resumed_search_goes_on_with_its_interrupted_trial_from_the_last_validation(tmp_path, entry_path, wait_until):
     space = write_space(tmp_path / "space.yaml", {"learning_rate": {"choice": [0.001]}}, config={**TINY, "epochs": 30})
     command = [sys.executable, str(entry_path), "--model=DiffRec", f"--tune={space}", f"--tune_dir={tmp_path / 'ray'}"]
     search = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "ray").glob("*/checkpoints/*/training-state.pth")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # until the trial has validated once
+    wait_until(lambda: list((tmp_path / "ray").glob("*/checkpoints/*/training-state.pth")), "the trial validates once")
     search.send_signal(signal.SIGTERM)
     _, err = search.communicate(timeout=120)
     assert search.returncode == 1, err[-3000:]

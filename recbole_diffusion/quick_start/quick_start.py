@@ -141,7 +141,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
     if state_file and os.path.isfile(state_file):
         ended, extra = trainer.restore_training_state(state_file, train_data)
         trained[0] = trainer.start_epoch
-        valid_scores = [tuple(pair) for pair in extra.get("valid_scores", [])]
+        valid_scores = [tuple(pair) for pair in extra["valid_scores"]]
 
     def best_so_far():
         best_epoch, best_score = best_of_run(valid_scores, config["valid_metric_bigger"])
