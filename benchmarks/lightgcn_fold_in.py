@@ -113,7 +113,8 @@ def main(argv=None):
     print("| item embeddings | lambda (x mean eigenvalue) | valid Recall@20 | test Recall@10 | test Recall@20 | test NDCG@10 | test NDCG@20 |")
     print("|---|---|---|---|---|---|---|")
     for label, result in table:
-        picked = f"{result['lambda']:g} | {result['valid recall@20']:.4f}" if "lambda" in result else "– | –"
+        edge = " (the grid's edge: widen LAMBDAS)" if result.get("lambda") in (LAMBDAS[0], LAMBDAS[-1]) else ""
+        picked = f"{result['lambda']:g}{edge} | {result['valid recall@20']:.4f}" if "lambda" in result else "– | –"
         print(
             f"| {label} | {picked} | {result['recall@10']:.4f} | {result['recall@20']:.4f} | "
             f"{result['ndcg@10']:.4f} | {result['ndcg@20']:.4f} |"
