@@ -5,7 +5,8 @@ trained on it (L-DiffRec clusters items with them). Their user embeddings are no
 both item sides are scored the same way: every user is folded in by ridge regression on its
 training row against the fixed item embeddings E (u = x E (E'E + lambda I)^-1, scores E u), lambda
 picked by valid Recall@20 (training items masked), then tested with training and valid items
-masked, as the split's protocol (Recall and NDCG at 10 and 20 over the users with test items).
+masked, as the split's protocol (Recall and NDCG at 10 and 20 over the users with test items, by
+RecBole's metric code).
 
 With a RecBole LightGCN trained on this split (``--checkpoint FILE``, or ``--runs`` a comparison's
 runs.jsonl and ``--seed``: that LightGCN run's best checkpoint), the same fold-in scores its
@@ -32,19 +33,24 @@ def interactions(rows, shape):
 
 
 def ranking_metrics(scores, masked, held_out, ks=(10, 20)):
-    """{"recall@k", "ndcg@k": mean over the users with held-out items}, RecBole's definitions."""
+    """{"recall@k", "ndcg@k": mean over the users with held-out items}, by RecBole's own metric code."""
+    from recbole.evaluator.metrics import NDCG, Recall
+
+    from recbole_diffusion.compat import numpy_aliases
+
+    numpy_aliases()  # RecBole's NDCG uses np.float, which every RecBole Config sets and NumPy 2 lacks
+
     users = np.flatnonzero(held_out.getnnz(axis=1))
     scores = np.array(scores[users], dtype=np.float64)
     scores[masked[users].nonzero()] = -np.inf
     top = np.argsort(-scores, axis=1)[:, : max(ks)]
     hits = np.take_along_axis(held_out[users].toarray(), top, axis=1) > 0
     counts = held_out[users].getnnz(axis=1)
-    discounts = 1.0 / np.log2(np.arange(2, max(ks) + 2))
+    config = {"topk": list(ks), "metric_decimal_place": 4}
     result = {}
-    for k in ks:
-        result[f"recall@{k}"] = float(np.mean(hits[:, :k].sum(axis=1) / counts))
-        ideal = np.array([discounts[: min(count, k)].sum() for count in counts])
-        result[f"ndcg@{k}"] = float(np.mean((hits[:, :k] * discounts[:k]).sum(axis=1) / ideal))
+    for name, metric in (("recall", Recall), ("ndcg", NDCG)):
+        per_user = metric(config).metric_info(hits, counts)
+        result.update({f"{name}@{k}": float(per_user[:, k - 1].mean()) for k in ks})
     return result
 
 
@@ -52,13 +58,10 @@ def fold_in(embeddings, train, valid, test):
     """Valid Recall@20 per lambda, and the test metrics at the best lambda."""
     gram = embeddings.T @ embeddings
     scale = np.trace(gram) / len(gram)
-    valid_recall = {}
-    for factor in LAMBDAS:
-        users = train @ embeddings @ np.linalg.inv(gram + factor * scale * np.eye(len(gram)))
-        valid_recall[factor] = ranking_metrics(users @ embeddings.T, train, valid)["recall@20"]
+    users = {factor: train @ embeddings @ np.linalg.inv(gram + factor * scale * np.eye(len(gram))) for factor in LAMBDAS}
+    valid_recall = {factor: ranking_metrics(users[factor] @ embeddings.T, train, valid)["recall@20"] for factor in LAMBDAS}
     best = max(valid_recall, key=valid_recall.get)
-    users = train @ embeddings @ np.linalg.inv(gram + best * scale * np.eye(len(gram)))
-    return {"lambda": best, "valid recall@20": valid_recall[best], **ranking_metrics(users @ embeddings.T, train + valid, test)}
+    return {"lambda": best, "valid recall@20": valid_recall[best], **ranking_metrics(users[best] @ embeddings.T, train + valid, test)}
 
 
 def checkpoint_embeddings(path, n_items):
