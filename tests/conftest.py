@@ -105,8 +105,9 @@ def free_port():
 @pytest.fixture
 def wait_until():
     """``wait_until(condition, what)``: poll ``condition()`` until it is true; a test that waits for
-    a process to reach a point fails naming that point, not later on what is missing. The limit
-    only guards against a hang: a loaded machine is slow, not wrong."""
+    a process to reach a point fails naming that point, not later on what is missing. The default
+    limit only guards against a hang (a loaded machine is slow, not wrong); a test whose claim is
+    a bound ("ended at once") gives its own."""
 
     def wait(condition, what, limit_s=600):
         deadline = time.monotonic() + limit_s

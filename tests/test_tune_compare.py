@@ -450,9 +450,8 @@ def test_a_terminated_comparison_ends_its_runs_and_says_how_to_resume(tmp_path, 
         f"error: the comparison was interrupted during BPR, seed 2020 and BPR, seed 2021; the finished runs are kept in "
         f"{tmp_path / 'out' / 'runs.jsonl'}: the same command resumes, the runs in progress from their last validation"
     )
-    deadline = time.monotonic() + 30  # the runs are ended at once; multiprocessing's resource tracker follows
-    while any(map(_running, runs)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    # the runs are ended at once; multiprocessing's resource tracker follows
+    wait_until(lambda: not any(map(_running, runs)), "every run has ended", limit_s=30)
     assert len(runs) >= 2 and not any(map(_running, runs))  # no orphan trains on
 
 
@@ -473,9 +472,7 @@ def test_a_comparison_killed_or_interrupted_leaves_no_run_training(tmp_path, sig
     assert parent.returncode == (1 if signum == signal.SIGINT else -signal.SIGKILL)
     if signum == signal.SIGINT:
         assert err.strip().splitlines()[-1].startswith("error: the comparison was interrupted during BPR, seed 2020")
-    deadline = time.monotonic() + 30
-    while any(map(_running, run)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: not any(map(_running, run)), "the run has ended", limit_s=30)
     assert run and not any(map(_running, run))
 
 
